@@ -1,0 +1,37 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+GO          ?= go
+BIN         := bin
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: all build run test deps lint unit bench fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/azen-gateway ./gateway
+	$(GO) build -o $(BIN)/azen-backend ./backend
+
+## run: the whole system on the embedded default (SQLite file, in-process limiter).
+run: build
+	./scripts/dev-run.sh
+
+## test: installs missing redis-server/postgresql (as root on Debian), then lints and runs every test.
+test: deps lint
+	$(GO) test -race -timeout 20m ./...
+
+deps:
+	./scripts/install-deps.sh
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+		if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+## bench: Go benchmarks and the gateway throughput script.
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+	./scripts/bench-gateway.sh
+
+clean:
+	rm -rf $(BIN) .dev

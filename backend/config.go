@@ -1,0 +1,89 @@
+package main
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/azen-sh/gateway/internal/contract"
+	"github.com/azen-sh/gateway/internal/sqldb"
+)
+
+// config is the backend's environment (contract §2), checked at start.
+type config struct {
+	DatabaseURL    string
+	GatewaySecret  string
+	EncryptionKeys []encryptionKey // the first encrypts, all decrypt
+	Addr           string
+}
+
+type encryptionKey struct {
+	ID  string
+	Key []byte // 32 bytes
+}
+
+// loadConfig reads and checks every variable. Its errors are one line that
+// names the variable and never repeats a secret.
+func loadConfig(getenv func(string) string) (config, error) {
+	cfg := config{
+		DatabaseURL:   getenv("AZEN_DATABASE_URL"),
+		GatewaySecret: getenv("AZEN_GATEWAY_SECRET"),
+		Addr:          getenv("AZEN_BACKEND_ADDR"),
+	}
+	if cfg.DatabaseURL == "" {
+		cfg.DatabaseURL = sqldb.DefaultURL
+	}
+	if _, err := sqldb.Parse(cfg.DatabaseURL); err != nil {
+		return config{}, fmt.Errorf("AZEN_DATABASE_URL: %v", err)
+	}
+	if cfg.GatewaySecret == "" {
+		return config{}, fmt.Errorf("AZEN_GATEWAY_SECRET is required (at least %d bytes)", contract.MinSecretLen)
+	}
+	if _, err := contract.NewSigner(cfg.GatewaySecret); err != nil {
+		return config{}, fmt.Errorf("AZEN_GATEWAY_SECRET: %v", err)
+	}
+	keys, err := parseEncryptionKeys(getenv("AZEN_ENCRYPTION_KEYS"))
+	if err != nil {
+		return config{}, fmt.Errorf("AZEN_ENCRYPTION_KEYS: %v", err)
+	}
+	cfg.EncryptionKeys = keys
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:8081"
+	}
+	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
+		return config{}, fmt.Errorf("AZEN_BACKEND_ADDR: %q is not host:port", cfg.Addr)
+	}
+	return cfg, nil
+}
+
+// parseEncryptionKeys reads comma-separated KEYID:BASE64(32 bytes).
+func parseEncryptionKeys(raw string) ([]encryptionKey, error) {
+	if strings.TrimSpace(raw) == "" {
+		return nil, fmt.Errorf("is required: comma-separated KEYID:BASE64 of 32 bytes")
+	}
+	var keys []encryptionKey
+	seen := map[string]bool{}
+	for i, part := range strings.Split(raw, ",") {
+		id, b64, ok := strings.Cut(strings.TrimSpace(part), ":")
+		if !ok || id == "" {
+			return nil, fmt.Errorf("entry %d is not KEYID:BASE64", i+1)
+		}
+		if seen[id] {
+			return nil, fmt.Errorf("key id %q appears twice", id)
+		}
+		seen[id] = true
+		key, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil {
+			key, err = base64.RawStdEncoding.DecodeString(b64)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("key %q is not valid base64", id)
+		}
+		if len(key) != 32 {
+			return nil, fmt.Errorf("key %q is %d bytes, want 32", id, len(key))
+		}
+		keys = append(keys, encryptionKey{ID: id, Key: key})
+	}
+	return keys, nil
+}

@@ -1,0 +1,50 @@
+package contract
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"net/http"
+)
+
+// RequestIDHeader carries the request id on requests and responses.
+const RequestIDHeader = "X-Request-Id"
+
+// maxRequestIDLen bounds a client-sent id; longer ones are replaced.
+const maxRequestIDLen = 128
+
+// SaneRequestID reports whether a client-sent id may be kept: 1 to 128
+// characters from a conservative set, so it is safe in logs and headers.
+func SaneRequestID(id string) bool {
+	if id == "" || len(id) > maxRequestIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '-', c == '_', c == '.', c == ':':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// NewRequestID returns a fresh random id (32 hex digits).
+func NewRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	return hex.EncodeToString(b[:])
+}
+
+// EnsureRequestID keeps the request's id if it is sane, replaces it otherwise,
+// and echoes it on the response. It returns the id in force.
+func EnsureRequestID(w http.ResponseWriter, r *http.Request) string {
+	id := r.Header.Get(RequestIDHeader)
+	if !SaneRequestID(id) {
+		id = NewRequestID()
+		r.Header.Set(RequestIDHeader, id)
+	}
+	w.Header().Set(RequestIDHeader, id)
+	return id
+}

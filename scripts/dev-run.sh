@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# `make run`: the whole system on the embedded default (an SQLite file and the
+# in-process limiter). Development secrets are generated once into .dev/
+# (git-ignored). Ctrl-C stops everything.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p .dev
+umask 077
+
+if [ ! -f .dev/secrets.env ]; then
+	{
+		echo "AZEN_GATEWAY_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+		echo "AZEN_ENCRYPTION_KEYS=dev1:$(head -c 32 /dev/urandom | base64 | tr -d '\n')"
+	} > .dev/secrets.env
+	echo "generated development secrets in .dev/secrets.env"
+fi
+set -a
+# shellcheck disable=SC1091
+. .dev/secrets.env
+set +a
+export AZEN_DATABASE_URL="${AZEN_DATABASE_URL:-sqlite:.dev/azen.db}"
+export AZEN_BACKEND_ADDR="${AZEN_BACKEND_ADDR:-127.0.0.1:8081}"
+export AZEN_BACKENDS="${AZEN_BACKENDS:-$AZEN_BACKEND_ADDR}"
+export AZEN_SITE_ADDRESS="${AZEN_SITE_ADDRESS:-:8080}"
+port="${AZEN_SITE_ADDRESS##*:}"
+
+pids=()
+stop() {
+	trap - INT TERM EXIT
+	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	echo "stopped"
+}
+trap stop INT TERM EXIT
+
+./bin/azen-backend > .dev/backend.log 2>&1 &
+pids+=($!)
+./bin/azen-gateway run --config Caddyfile --adapter caddyfile > .dev/gateway.log 2>&1 &
+pids+=($!)
+
+for _ in $(seq 1 100); do
+	if curl -fsS "http://127.0.0.1:${port}/healthz" >/dev/null 2>&1 &&
+		curl -fsS "http://${AZEN_BACKEND_ADDR}/healthz" >/dev/null 2>&1; then
+		break
+	fi
+	for p in "${pids[@]}"; do
+		if ! kill -0 "$p" 2>/dev/null; then
+			echo "a process exited at start; see .dev/backend.log and .dev/gateway.log" >&2
+			tail -n 5 .dev/backend.log .dev/gateway.log >&2
+			exit 1
+		fi
+	done
+	sleep 0.1
+done
+
+if [ ! -f .dev/dev-key ] && ./bin/azen-gateway keys --help >/dev/null 2>&1; then
+	./bin/azen-gateway keys create --org 00000000-0000-4000-8000-000000000001 --user dev \
+		--name "make run" --json > .dev/dev-key.json 2>/dev/null &&
+		sed -n 's/.*"key": *"\([^"]*\)".*/\1/p' .dev/dev-key.json > .dev/dev-key || rm -f .dev/dev-key
+fi
+
+echo
+echo "azen is running: gateway http://127.0.0.1:${port}, backend http://${AZEN_BACKEND_ADDR}"
+echo "logs: .dev/gateway.log, .dev/backend.log; Ctrl-C stops everything"
+if [ -s .dev/dev-key ]; then
+	key=$(cat .dev/dev-key)
+	echo
+	echo "development API key: ${key}"
+	echo "SDK base URL:        http://127.0.0.1:${port}/api/v1"
+	echo "try it:"
+	echo "  curl -s -X POST http://127.0.0.1:${port}/api/v1/memory -H 'azen-api-key: ${key}' -H 'Content-Type: application/json' -d '{\"text\":\"I like green tea\"}'"
+	echo "  curl -s -X POST http://127.0.0.1:${port}/api/v1/memory/search -H 'azen-api-key: ${key}' -H 'Content-Type: application/json' -d '{\"query\":\"tea\"}'"
+fi
+wait -n "${pids[@]}" || true

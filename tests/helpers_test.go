@@ -1,0 +1,33 @@
+// Package tests holds the end-to-end tests: real gateway and backend binaries,
+// real PostgreSQL and Redis, talking over HTTP.
+package tests
+
+import (
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/azen-sh/gateway/internal/testenv"
+)
+
+func mustListen(t *testing.T, addr string) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// waitForLog waits until p has printed text (logs are written asynchronously).
+func waitForLog(t *testing.T, p *testenv.Process, text string) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for !strings.Contains(p.Output(), text) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%q never appeared in the process log", text)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
