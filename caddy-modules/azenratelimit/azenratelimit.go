@@ -1,16 +1,27 @@
-// Package azenratelimit is the azen_ratelimit module: it enforces a GCRA limit per key (contract §5).
-// This is the foundation's placeholder;
-// the rate-limiting issue fills it in.
+// Package azenratelimit is the azen_ratelimit module: it enforces a GCRA
+// limit per key, shared exactly by every gateway through Redis (contract §5),
+// and degrades to an in-process limiter when Redis is absent or failing.
+// The algorithm lives in the limiter subpackage; this package is the Caddy
+// adapter: configuration, policy choice, headers and the 429 error.
 package azenratelimit
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net/http"
+	"regexp"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	_ "github.com/go-redis/redis_rate/v10" // used by the rate-limiting issue
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/azen-sh/gateway/caddy-modules/azenratelimit/limiter"
+	"github.com/azen-sh/gateway/internal/contract"
+	"github.com/azen-sh/gateway/internal/ratespec"
 )
 
 func init() {
@@ -19,9 +30,50 @@ func init() {
 	httpcaddyfile.RegisterDirectiveOrder("azen_ratelimit", httpcaddyfile.After, "basic_auth")
 }
 
-// Handler authenticates requests by API key.
+// Defaults of contract §5.
+const (
+	DefaultKey          = "{azen.key_id}"
+	DefaultRate         = "60/m"
+	DefaultTimeout      = 50 * time.Millisecond
+	DefaultOnRedisError = "local"
+)
+
+// Names of the policies that are not tiers, as clients see them in
+// RateLimit-Policy.
+const (
+	defaultPolicyName  = "default"
+	overridePolicyName = "key"
+)
+
+// Handler limits requests per key with GCRA.
 type Handler struct {
+	// Redis URL (redis://, rediss://, Cluster via ?addr=…). {env.NAME} is
+	// expanded at provision time. Empty: in-process limiter on each gateway
+	// alone (a warning is logged once).
 	Redis string `json:"redis,omitempty"`
+	// Key is the placeholder naming the bucket's owner. Default {azen.key_id};
+	// {client_ip} suits anonymous routes.
+	Key string `json:"key,omitempty"`
+	// Rate is the default policy's rate, COUNT/UNIT. Default 60/m.
+	Rate string `json:"rate,omitempty"`
+	// Burst is the default policy's bucket size. Default: the rate's count.
+	Burst int `json:"burst,omitempty"`
+	// Tiers maps a tier name (a key's tier) to "RATE [burst N]"; a missing
+	// burst is the rate's count.
+	Tiers map[string]string `json:"tiers,omitempty"`
+	// Cost is how many units one request through this handler spends.
+	// Default 1.
+	Cost int `json:"cost,omitempty"`
+	// Timeout bounds each Redis call. Default 50ms.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+	// OnRedisError is local (default), allow or deny.
+	OnRedisError string `json:"on_redis_error,omitempty"`
+
+	defaultPolicy limiter.Policy
+	tiers         map[string]limiter.Policy
+	state         *state
+	release       func()
+	logger        *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -32,31 +84,235 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// ServeHTTP passes requests on.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	return next.ServeHTTP(w, r)
-}
+var tierNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
-// UnmarshalCaddyfile reads the azen_ratelimit block.
-func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next()
-	for d.NextBlock(0) {
-		switch d.Val() {
-		case "redis", "key", "rate", "burst", "cost", "timeout", "on_redis_error":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-		case "tier":
-			d.RemainingArgs()
-		default:
-			return d.Errf("unknown subdirective %q", d.Val())
-		}
+// Provision sets defaults, parses the policies and loads the shared state.
+// It makes no network call: the Redis client connects on first use.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	if h.Key == "" {
+		h.Key = DefaultKey
+	}
+	if h.Rate == "" {
+		h.Rate = DefaultRate
+	}
+	if h.Cost == 0 {
+		h.Cost = 1
+	}
+	if h.Timeout == 0 {
+		h.Timeout = caddy.Duration(DefaultTimeout)
+	}
+	if h.OnRedisError == "" {
+		h.OnRedisError = DefaultOnRedisError
+	}
+	if err := h.parsePolicies(); err != nil {
+		return fmt.Errorf("azen_ratelimit: %w", err)
+	}
+	if err := h.Validate(); err != nil {
+		return err
+	}
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("azen_ratelimit: register metrics: %w", err)
+	}
+
+	redisURL := caddy.NewReplacer().ReplaceKnown(h.Redis, "")
+	st, release, err := loadState(redisURL)
+	if err != nil {
+		// The error never quotes the URL, which may hold a password.
+		return fmt.Errorf("azen_ratelimit: redis: %w", err)
+	}
+	h.state, h.release = st, release
+	if st.redis == nil {
+		st.warnNoRedis.Do(func() {
+			h.logger.Warn("no Redis configured: rate limits are enforced by each gateway alone, in process",
+				zap.String("default_policy", h.defaultPolicy.String()))
+		})
+	} else {
+		go st.heartbeat(ctx)
 	}
 	return nil
 }
 
-func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	var m Handler
-	err := m.UnmarshalCaddyfile(h.Dispenser)
-	return &m, err
+// parsePolicies turns the configured text into policies.
+func (h *Handler) parsePolicies() error {
+	r, err := ratespec.ParseRate(h.Rate)
+	if err != nil {
+		return err
+	}
+	if h.Burst < 0 {
+		return fmt.Errorf("burst must be at least 1, got %d", h.Burst)
+	}
+	h.defaultPolicy = limiter.NewPolicy(defaultPolicyName, ratespec.Policy{Rate: r, Burst: h.Burst})
+	h.tiers = make(map[string]limiter.Policy, len(h.Tiers))
+	for name, text := range h.Tiers {
+		if !tierNamePattern.MatchString(name) {
+			return fmt.Errorf("tier name %q: use letters, digits, '_', '-' or '.' (at most 64)", name)
+		}
+		p, err := ratespec.ParsePolicy(text)
+		if err != nil {
+			return fmt.Errorf("tier %s: %w", name, err)
+		}
+		h.tiers[name] = limiter.NewPolicy(name, p)
+	}
+	return nil
 }
+
+// Validate checks the provisioned configuration.
+func (h *Handler) Validate() error {
+	if h.Cost < 1 {
+		return fmt.Errorf("azen_ratelimit: cost must be at least 1, got %d", h.Cost)
+	}
+	if h.Cost > h.defaultPolicy.Burst {
+		return fmt.Errorf("azen_ratelimit: cost %d is above the burst %d: no request could ever pass", h.Cost, h.defaultPolicy.Burst)
+	}
+	for name, p := range h.tiers {
+		if h.Cost > p.Burst {
+			return fmt.Errorf("azen_ratelimit: cost %d is above tier %s's burst %d: no request could ever pass", h.Cost, name, p.Burst)
+		}
+	}
+	if h.Timeout <= 0 {
+		return fmt.Errorf("azen_ratelimit: timeout must be positive")
+	}
+	switch h.OnRedisError {
+	case "local", "allow", "deny":
+	default:
+		return fmt.Errorf("azen_ratelimit: on_redis_error must be local, allow or deny, got %q", h.OnRedisError)
+	}
+	return nil
+}
+
+// Cleanup releases the shared state (the last user closes the Redis client).
+func (h *Handler) Cleanup() error {
+	if h.release != nil {
+		h.release()
+		h.release = nil
+	}
+	return nil
+}
+
+// ServeHTTP decides, sets the headers, and either passes the request on or
+// returns a 429 error for azen_error to render.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if repl == nil {
+		repl = caddy.NewReplacer()
+	}
+	key := repl.ReplaceAll(h.Key, "")
+	if key == "" {
+		// Limiting an empty key would put every caller in one bucket.
+		return caddyhttp.Error(http.StatusInternalServerError,
+			fmt.Errorf("azen_ratelimit: key %s is empty for this request (is azen_auth before azen_ratelimit?)", h.Key))
+	}
+	p := h.policyFor(repl)
+	cost := min(h.Cost, p.Burst)
+
+	d, ok, err := h.decide(r.Context(), p.Bucket(key), p, cost)
+	if err != nil {
+		return caddyhttp.Error(http.StatusInternalServerError, err)
+	}
+	if ok {
+		limiter.SetHeaders(w.Header(), p, d)
+		if !d.Allowed {
+			return caddyhttp.Error(http.StatusTooManyRequests,
+				contract.Public(limiter.RefusalMessage(p, d)))
+		}
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// policyFor picks the request's policy: the key's own override, else its
+// tier, else the default.
+func (h *Handler) policyFor(repl *caddy.Replacer) limiter.Policy {
+	if text := repl.ReplaceAll("{azen.rate_limit}", ""); text != "" {
+		p, err := ratespec.ParsePolicy(text)
+		if err == nil {
+			return limiter.NewPolicy(overridePolicyName, p)
+		}
+		if ce := h.logger.Check(zapcore.WarnLevel, "ignoring a key's malformed rate_limit override"); ce != nil {
+			ce.Write(zap.String("key_id", repl.ReplaceAll("{azen.key_id}", "")), zap.Error(err))
+		}
+	}
+	if tier := repl.ReplaceAll("{azen.tier}", ""); tier != "" {
+		if p, ok := h.tiers[tier]; ok {
+			return p
+		}
+	}
+	return h.defaultPolicy
+}
+
+var errBreakerOpen = errors.New("redis circuit breaker is open")
+
+// decide asks Redis if it is configured and usable, and otherwise applies
+// on_redis_error. ok is false when the request passes without a decision
+// (on_redis_error allow), so no rate-limit headers are sent.
+func (h *Handler) decide(ctx context.Context, bucket string, p limiter.Policy, cost int) (d limiter.Decision, ok bool, err error) {
+	st := h.state
+	if st.redis == nil {
+		return h.decideLocally(ctx, bucket, p, cost, 1)
+	}
+	redisErr := errBreakerOpen
+	if st.breaker.Allow() {
+		cctx, cancel := context.WithTimeout(ctx, time.Duration(h.Timeout))
+		start := time.Now()
+		d, redisErr = st.redis.Allow(cctx, bucket, p, cost)
+		redisSeconds.Observe(time.Since(start).Seconds())
+		cancel()
+		if redisErr == nil {
+			if st.breaker.Success() {
+				h.logger.Info("Redis is back: rate limits are shared by all gateways again")
+			}
+			if d.Allowed {
+				mRedisAllowed.Inc()
+			} else {
+				mRedisLimited.Inc()
+			}
+			return d, true, nil
+		}
+		if ctx.Err() != nil {
+			// The client went away; that says nothing about Redis.
+			mRedisError.Inc()
+			return d, false, fmt.Errorf("azen_ratelimit: request ended while asking Redis: %w", ctx.Err())
+		}
+		redisErrorsTotal.Inc()
+		if st.breaker.Failure() {
+			h.logger.Warn("Redis failing: rate limiting degraded until it answers again",
+				zap.String("on_redis_error", h.OnRedisError),
+				zap.Int("gateways_last_seen", st.gateways()),
+				zap.Error(redisErr))
+		} else if ce := h.logger.Check(zapcore.DebugLevel, "rate-limit Redis call failed"); ce != nil {
+			ce.Write(zap.Error(redisErr))
+		}
+	}
+	switch h.OnRedisError {
+	case "allow":
+		mAllowAllowed.Inc()
+		return d, false, nil
+	case "deny":
+		mDenyError.Inc()
+		return d, false, fmt.Errorf("azen_ratelimit: on_redis_error deny: %w", redisErr)
+	}
+	return h.decideLocally(ctx, bucket, p, cost, st.gateways())
+}
+
+// decideLocally applies this gateway's share (1/n) of p in process.
+func (h *Handler) decideLocally(ctx context.Context, bucket string, p limiter.Policy, cost, n int) (limiter.Decision, bool, error) {
+	share := p.Divide(n)
+	d, err := h.state.local.Allow(ctx, bucket, share, min(cost, share.Burst))
+	if err != nil {
+		return d, false, err
+	}
+	if d.Allowed {
+		mLocalAllowed.Inc()
+	} else {
+		mLocalLimited.Inc()
+	}
+	return d, true, nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

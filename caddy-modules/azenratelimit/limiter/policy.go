@@ -1,0 +1,141 @@
+// Package limiter holds the rate-limiting logic of azen_ratelimit in plain Go,
+// free of Caddy: policies and their bucket names, the GCRA decision in Redis
+// (go-redis/redis_rate) and in process, the circuit breaker that guards Redis,
+// and the response headers of contract §5. The Caddy handler is a thin
+// adapter around it.
+package limiter
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/azen-sh/gateway/internal/ratespec"
+)
+
+// Policy is a named limit: Count requests per Period with a bucket of Burst.
+// The name is what clients see in RateLimit-Policy ("default", a tier name,
+// or "key" for a per-key override).
+type Policy struct {
+	Name  string
+	Rate  ratespec.Rate
+	Burst int
+}
+
+// NewPolicy builds a policy from a parsed ratespec policy; a missing burst
+// (0) becomes the rate's count, one period's worth of requests.
+func NewPolicy(name string, p ratespec.Policy) Policy {
+	burst := p.Burst
+	if burst == 0 {
+		burst = p.Count
+	}
+	return Policy{Name: name, Rate: p.Rate, Burst: burst}
+}
+
+// Emission is the GCRA emission interval: the time one request's worth of
+// quota takes to come back.
+func (p Policy) Emission() time.Duration {
+	return p.Rate.Period / time.Duration(p.Rate.Count)
+}
+
+// ID names the policy's numbers compactly for bucket keys: 600/60s/100.
+// Two policies with different numbers never share an ID.
+func (p Policy) ID() string {
+	return strconv.Itoa(p.Rate.Count) + "/" + durationID(p.Rate.Period) + "/" + strconv.Itoa(p.Burst)
+}
+
+func durationID(d time.Duration) string {
+	if d%time.Second == 0 {
+		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+	}
+	return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
+}
+
+// maxKeyPart bounds the client part of a bucket name; longer values (a
+// placeholder that expanded to something large) are replaced by their hash.
+const maxKeyPart = 128
+
+// Bucket is the storage name of key's bucket under this policy:
+// azen:rl:<policy name>:<count>/<period>/<burst>:<key>. The name and the
+// numbers are both part of it, so two tiers, an override and the default
+// never share a bucket, and changing a policy's numbers starts fresh buckets.
+// redis_rate stores it as "rate:" + Bucket.
+func (p Policy) Bucket(key string) string {
+	if len(key) > maxKeyPart {
+		sum := sha256.Sum256([]byte(key))
+		key = "sha256-" + hex.EncodeToString(sum[:16])
+	}
+	return "azen:rl:" + p.Name + ":" + p.ID() + ":" + key
+}
+
+// Divide returns the share of p one of n gateways may grant on its own: the
+// emission interval multiplied by n (so the rates of n gateways add up to
+// p's) and the burst divided by n, rounded down but at least 1.
+func (p Policy) Divide(n int) Policy {
+	if n <= 1 {
+		return p
+	}
+	q := p
+	q.Rate.Period = p.Rate.Period * time.Duration(n)
+	q.Burst = max(1, p.Burst/n)
+	return q
+}
+
+// PeriodText is the period in words for messages: "minute", "10s".
+func (p Policy) PeriodText() string {
+	switch p.Rate.Period {
+	case time.Second:
+		return "second"
+	case time.Minute:
+		return "minute"
+	case time.Hour:
+		return "hour"
+	case 24 * time.Hour:
+		return "day"
+	}
+	return p.Rate.Period.String()
+}
+
+// WindowSeconds is the period in whole seconds, rounded up, at least 1 (the
+// draft-10 "w" parameter).
+func (p Policy) WindowSeconds() int64 {
+	return ceilSeconds(p.Rate.Period)
+}
+
+// String is the policy as an operator writes it.
+func (p Policy) String() string {
+	return fmt.Sprintf("%s %s burst %d", p.Name, p.Rate, p.Burst)
+}
+
+// Decision is the outcome of one limiter call.
+type Decision struct {
+	Allowed bool
+	// Remaining is how many requests of cost 1 would pass right now.
+	Remaining int
+	// RetryAfter is how long until this request would pass (0 if allowed).
+	RetryAfter time.Duration
+	// ResetAfter is how long until the bucket is full again.
+	ResetAfter time.Duration
+}
+
+// Limiter decides whether cost units of a bucket (named by Policy.Bucket)
+// may be spent under policy p.
+type Limiter interface {
+	Allow(ctx context.Context, bucket string, p Policy, cost int) (Decision, error)
+}
+
+// ceilSeconds rounds d up to whole seconds, at least 1.
+func ceilSeconds(d time.Duration) int64 {
+	return max(1, ceilSecondsOrZero(d))
+}
+
+// ceilSecondsOrZero rounds d up to whole seconds; 0 stays 0.
+func ceilSecondsOrZero(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64((d + time.Second - 1) / time.Second)
+}

@@ -1,0 +1,47 @@
+package limiter
+
+import (
+	"context"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/redis/go-redis/v9"
+)
+
+var (
+	_ Limiter = (*Redis)(nil)
+	_ Limiter = (*Local)(nil)
+)
+
+// Redis is GCRA in Redis through go-redis/redis_rate: one EVALSHA per call
+// (an EVAL once more after Redis lost its script cache), timed by Redis's
+// clock, so every gateway sharing the Redis shares one exact limit.
+type Redis struct {
+	rl *redis_rate.Limiter
+}
+
+// NewRedis wraps a client (single node, Sentinel or Cluster).
+func NewRedis(client redis.UniversalClient) *Redis {
+	return &Redis{rl: redis_rate.NewLimiter(client)}
+}
+
+// Allow spends cost units of bucket under p if they are there. The caller
+// bounds the call with ctx's deadline.
+func (r *Redis) Allow(ctx context.Context, bucket string, p Policy, cost int) (Decision, error) {
+	res, err := r.rl.AllowN(ctx, bucket, redis_rate.Limit{
+		Rate: p.Rate.Count, Burst: p.Burst, Period: p.Rate.Period,
+	}, cost)
+	if err != nil {
+		return Decision{}, err
+	}
+	d := Decision{
+		Allowed:    res.Allowed > 0,
+		Remaining:  max(0, res.Remaining),
+		ResetAfter: max(0, res.ResetAfter),
+	}
+	if !d.Allowed {
+		// Redis computed the wait at its own "now"; never promise less.
+		d.RetryAfter = max(time.Nanosecond, res.RetryAfter)
+	}
+	return d, nil
+}

@@ -1,0 +1,59 @@
+package azenratelimit
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// The collectors live for the whole process, so counters keep counting
+// across reloads; each config's registry gets them registered once.
+var (
+	decisionsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "azen",
+		Subsystem: "ratelimit",
+		Name:      "decisions_total",
+		Help:      "Rate-limit decisions by outcome (allowed, limited, error) and mode (redis, local, allow, deny).",
+	}, []string{"outcome", "mode"})
+	redisSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "azen",
+		Subsystem: "ratelimit",
+		Name:      "redis_seconds",
+		Help:      "Latency of the rate-limit Redis call, failed calls included.",
+		Buckets:   []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25},
+	})
+	redisErrorsTotal = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "azen",
+		Subsystem: "ratelimit",
+		Name:      "redis_errors_total",
+		Help:      "Rate-limit Redis calls that failed or timed out (calls skipped by the open breaker not included).",
+	})
+)
+
+// Pre-bound counters keep label lookups off the request path.
+var (
+	mRedisAllowed = decisionsTotal.WithLabelValues("allowed", "redis")
+	mRedisLimited = decisionsTotal.WithLabelValues("limited", "redis")
+	mLocalAllowed = decisionsTotal.WithLabelValues("allowed", "local")
+	mLocalLimited = decisionsTotal.WithLabelValues("limited", "local")
+	mAllowAllowed = decisionsTotal.WithLabelValues("allowed", "allow")
+	mDenyError    = decisionsTotal.WithLabelValues("error", "deny")
+	mRedisError   = decisionsTotal.WithLabelValues("error", "redis")
+)
+
+// registerMetrics adds the collectors to a config's registry; a second
+// handler in the same config finds them there already.
+func registerMetrics(reg prometheus.Registerer) error {
+	if reg == nil {
+		return nil
+	}
+	for _, c := range []prometheus.Collector{decisionsTotal, redisSeconds, redisErrorsTotal} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return err
+			}
+		}
+	}
+	return nil
+}
