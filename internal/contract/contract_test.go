@@ -1,0 +1,244 @@
+package contract
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestNormalizeKeepsOnlyTheSixStatuses(t *testing.T) {
+	tests := []struct {
+		in, want int
+	}{
+		{400, 400}, {401, 401}, {403, 403}, {404, 404}, {429, 429}, {500, 500},
+		{405, 404}, // an unknown method is an unknown endpoint
+		{410, 404},
+		{413, 400}, // body over the size limit
+		{415, 400},
+		{431, 400},
+		{502, 500}, {503, 500}, {504, 500}, // dead upstream
+		{501, 500},
+		{0, 500},
+		{200, 500}, // not an error: never sent as a body, but never a 2xx either
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.in), func(t *testing.T) {
+			if got := Normalize(tt.in); got != tt.want {
+				t.Errorf("Normalize(%d) = %d, want %d", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestNewError(t *testing.T) {
+	tests := []struct {
+		name          string
+		code          int
+		message       string
+		wantStatus    string
+		wantCode      int
+		wantMessage   string
+		messageIsKept bool
+	}{
+		{"client message kept", 403, "API key is disabled.", StatusForbidden, 403, "API key is disabled.", true},
+		{"empty message gets default", 401, "", StatusUnauthorized, 401, DefaultMessage(401), false},
+		{"500 detail never shown", 500, "pq: connection refused at 10.0.0.3", StatusInternal, 500, MessageInternal, false},
+		{"502 folded to generic 500", 502, "", StatusInternal, 500, MessageInternal, false},
+		{"unavailable message allowed", 503, MessageUnavailable, StatusInternal, 500, MessageUnavailable, false},
+		{"429", 429, "Rate limit exceeded: 60 requests per minute. Retry in 7 s.", StatusRateLimited, 429, "Rate limit exceeded: 60 requests per minute. Retry in 7 s.", true},
+		{"405 is not_found", 405, "", StatusNotFound, 404, DefaultMessage(404), false},
+		{"413 is invalid_request", 413, "Request body is over 1 MiB.", StatusInvalidRequest, 400, "Request body is over 1 MiB.", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := NewError(tt.code, tt.message)
+			if e.Status != tt.wantStatus || e.Code != tt.wantCode || e.Message != tt.wantMessage {
+				t.Errorf("NewError(%d, %q) = %+v", tt.code, tt.message, e)
+			}
+		})
+	}
+}
+
+func TestWriteErrorBodyAndHeaders(t *testing.T) {
+	w := httptest.NewRecorder()
+	w.Header().Set("Retry-After", "7")
+	w.Header().Set("Content-Encoding", "gzip")
+	WriteError(w, NewError(429, "Rate limit exceeded: 60 requests per minute. Retry in 7 s."))
+	res := w.Result()
+	if res.StatusCode != 429 {
+		t.Errorf("status %d", res.StatusCode)
+	}
+	if ct := res.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	if res.Header.Get("Retry-After") != "7" {
+		t.Error("a header set before the error was lost")
+	}
+	if res.Header.Get("Content-Encoding") != "" {
+		t.Error("Content-Encoding survived on a plain JSON body")
+	}
+	var fields map[string]any
+	if err := json.Unmarshal(w.Body.Bytes(), &fields); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"status": "rate_limited", "message": "Rate limit exceeded: 60 requests per minute. Retry in 7 s.", "code": float64(429)}
+	if len(fields) != 3 || fields["status"] != want["status"] || fields["message"] != want["message"] || fields["code"] != want["code"] {
+		t.Errorf("body %s", w.Body.String())
+	}
+}
+
+func TestRequestID(t *testing.T) {
+	tests := []struct {
+		name string
+		sent string
+		keep bool
+	}{
+		{"sane id kept", "abc-123_X.y:z", true},
+		{"uuid kept", "3f1c7a52-5d9e-4c1b-9f55-0b8f1c2d3e4f", true},
+		{"empty replaced", "", false},
+		{"spaces replaced", "a b", false},
+		{"newline replaced", "a\nb", false},
+		{"quote replaced", `a"b`, false},
+		{"too long replaced", strings.Repeat("a", 129), false},
+		{"max length kept", strings.Repeat("a", 128), true},
+		{"non-ascii replaced", "idé", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/", nil)
+			if tt.sent != "" {
+				r.Header.Set(RequestIDHeader, tt.sent)
+			}
+			w := httptest.NewRecorder()
+			id := EnsureRequestID(w, r)
+			if tt.keep && id != tt.sent {
+				t.Errorf("id %q, want the client's %q", id, tt.sent)
+			}
+			if !tt.keep && (id == tt.sent || !SaneRequestID(id)) {
+				t.Errorf("id %q was not replaced by a sane one", id)
+			}
+			if w.Header().Get(RequestIDHeader) != id || r.Header.Get(RequestIDHeader) != id {
+				t.Error("id not set on both request and response")
+			}
+		})
+	}
+	if NewRequestID() == NewRequestID() {
+		t.Error("two new ids are equal")
+	}
+}
+
+func TestPublicMessage(t *testing.T) {
+	wrapped := fmt.Errorf("auth: %w", Public("API key has expired."))
+	if m, ok := PublicMessage(wrapped); !ok || m != "API key has expired." {
+		t.Errorf("PublicMessage = %q, %v", m, ok)
+	}
+	if _, ok := PublicMessage(errors.New("dial tcp: refused")); ok {
+		t.Error("a plain error counted as public")
+	}
+}
+
+const testSecret = "0123456789abcdef0123456789abcdef"
+
+func signedRequest(t *testing.T, s *Signer, method, path string, id Identity, at time.Time) *http.Request {
+	t.Helper()
+	r := httptest.NewRequest(method, path, nil)
+	s.SignRequest(r, id, at)
+	return r
+}
+
+func TestSignerRejectsShortSecret(t *testing.T) {
+	if _, err := NewSigner(strings.Repeat("x", 31)); err == nil {
+		t.Error("31-byte secret accepted")
+	}
+	if _, err := NewSigner(testSecret); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestVerify(t *testing.T) {
+	s, _ := NewSigner(testSecret)
+	other, _ := NewSigner(strings.Repeat("z", 32))
+	id := Identity{OrganizationID: "0b9f0e2c-8c4c-4a47-9a3e-0b9b4b1e7a11", UserID: "u1", KeyID: "k1"}
+	now := time.Unix(1_800_000_000, 0)
+
+	t.Run("valid signature verifies", func(t *testing.T) {
+		r := signedRequest(t, s, "POST", "/api/v1/memory", id, now)
+		got, err := s.Verify(r, now.Add(59*time.Second))
+		if err != nil || got != id {
+			t.Fatalf("Verify = %+v, %v", got, err)
+		}
+	})
+	tests := []struct {
+		name   string
+		mutate func(r *http.Request)
+		at     time.Time
+		signer *Signer
+		want   error
+	}{
+		{"missing signature", func(r *http.Request) { r.Header.Del(HeaderSignature) }, now, s, ErrSignatureMissing},
+		{"missing user", func(r *http.Request) { r.Header.Del(HeaderUserID) }, now, s, ErrSignatureMissing},
+		{"older than 60 s", nil, now.Add(61 * time.Second), s, ErrSignatureExpired},
+		{"from the future", nil, now.Add(-61 * time.Second), s, ErrSignatureExpired},
+		{"other method", func(r *http.Request) { r.Method = "DELETE" }, now, s, ErrSignatureInvalid},
+		{"other path", func(r *http.Request) { r.URL.Path = "/api/v1/memory/x" }, now, s, ErrSignatureInvalid},
+		{"other organization", func(r *http.Request) { r.Header.Set(HeaderOrganizationID, "x") }, now, s, ErrSignatureInvalid},
+		{"other user", func(r *http.Request) { r.Header.Set(HeaderUserID, "u2") }, now, s, ErrSignatureInvalid},
+		{"other key", func(r *http.Request) { r.Header.Set(HeaderKeyID, "k2") }, now, s, ErrSignatureInvalid},
+		{"bad timestamp", func(r *http.Request) { r.Header.Set(HeaderTimestamp, "soon") }, now, s, ErrSignatureInvalid},
+		{"shifted timestamp", func(r *http.Request) { r.Header.Set(HeaderTimestamp, fmt.Sprint(now.Unix()+1)) }, now, s, ErrSignatureInvalid},
+		{"other secret", nil, now, other, ErrSignatureInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := signedRequest(t, s, "POST", "/api/v1/memory", id, now)
+			if tt.mutate != nil {
+				tt.mutate(r)
+			}
+			if _, err := tt.signer.Verify(r, tt.at); !errors.Is(err, tt.want) {
+				t.Errorf("Verify error %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestSignRequestStripsClientAzenHeaders(t *testing.T) {
+	s, _ := NewSigner(testSecret)
+	r := httptest.NewRequest("GET", "/api/v1/memory", nil)
+	r.Header.Set("azen-api-key", "azen_secret")
+	r.Header.Set("Azen-Organization-Id", "forged")
+	r.Header.Set("AZEN-ADMIN", "1")
+	r.Header.Set("Azenith", "kept") // not an Azen-* header
+	s.SignRequest(r, Identity{OrganizationID: "o", UserID: "u", KeyID: "k"}, time.Now())
+	if r.Header.Get("Azen-Api-Key") != "" || r.Header.Get("Azen-Admin") != "" {
+		t.Error("client Azen-* header survived")
+	}
+	if r.Header.Get(HeaderOrganizationID) != "o" {
+		t.Error("forged organization survived")
+	}
+	if r.Header.Get("Azenith") != "kept" {
+		t.Error("a non-Azen header was removed")
+	}
+}
+
+func FuzzVerify(f *testing.F) {
+	s, _ := NewSigner(testSecret)
+	f.Add("o", "u", "k", "1800000000", "deadbeef")
+	f.Add("", "", "", "", "")
+	f.Add("o", "u", "k", "-9999999999999999999", "zz")
+	f.Fuzz(func(t *testing.T, org, user, key, ts, sig string) {
+		r := httptest.NewRequest("GET", "/api/v1/memory", nil)
+		r.Header[HeaderOrganizationID] = []string{org}
+		r.Header[HeaderUserID] = []string{user}
+		r.Header[HeaderKeyID] = []string{key}
+		r.Header[HeaderTimestamp] = []string{ts}
+		r.Header[HeaderSignature] = []string{sig}
+		if _, err := s.Verify(r, time.Unix(1_800_000_000, 0)); err == nil {
+			t.Fatalf("forged headers verified: %q %q %q %q %q", org, user, key, ts, sig)
+		}
+	})
+}
