@@ -130,4 +130,3 @@ func (c *RedisCluster) URL() string {
 	}
 	return b.String()
 }
-
