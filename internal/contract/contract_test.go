@@ -127,7 +127,7 @@ func TestRequestID(t *testing.T) {
 			}
 		})
 	}
-	if NewRequestID() == NewRequestID() {
+	if a, b := NewRequestID(), NewRequestID(); a == b {
 		t.Error("two new ids are equal")
 	}
 }

@@ -52,7 +52,7 @@ func Parse(raw string) (Target, error) {
 	case strings.HasPrefix(raw, "sqlite:"):
 		path := strings.TrimPrefix(strings.TrimPrefix(raw, "sqlite:"), "//")
 		if path == "" {
-			return Target{}, errors.New("sqlite: needs a file path, as in sqlite:azen.db")
+			return Target{}, errors.New("sqlite: needs a file path, as in sqlite:PATH")
 		}
 		if strings.Contains(path, "?") {
 			return Target{}, errors.New("sqlite: takes a plain file path without options")
@@ -64,7 +64,7 @@ func Parse(raw string) (Target, error) {
 			"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate&_time_format=sqlite"
 		return Target{Kind: SQLite, Driver: "sqlite", DSN: dsn}, nil
 	default:
-		return Target{}, errors.New("must start with postgres://, postgresql:// or sqlite:")
+		return Target{}, errors.New("must start with postgres://, postgresql:// or sqlite:PATH")
 	}
 }
 

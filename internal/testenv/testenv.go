@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -218,5 +217,3 @@ func run(t testing.TB, name string, args ...string) string {
 	}
 	return string(out)
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
