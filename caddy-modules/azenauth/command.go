@@ -1,0 +1,353 @@
+package azenauth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
+
+	"github.com/azen-sh/gateway/internal/ratespec"
+	"github.com/azen-sh/gateway/internal/redisconn"
+	"github.com/azen-sh/gateway/internal/sqldb"
+)
+
+func init() {
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "keys",
+		Usage: "create|list|disable|enable|delete ...",
+		Short: "Manages Azen API keys",
+		Long: `
+Manages the API keys azen_auth accepts, in the database named by
+AZEN_DATABASE_URL (default sqlite:azen.db). disable, enable and delete
+publish an invalidation on AZEN_REDIS_URL when it is set, so every gateway
+drops the key from its cache within a second.
+
+  keys create --org UUID --user ID [--name N] [--expires-in 720h] [--tier T]
+              [--rate 120/m [--burst 20]] [--json]
+  keys list [--org UUID] [--json]
+  keys disable ID | enable ID | delete ID
+`,
+		CobraFunc: buildKeysCommand,
+	})
+}
+
+// cliTimeout bounds everything one CLI invocation does.
+const cliTimeout = 30 * time.Second
+
+func buildKeysCommand(cmd *cobra.Command) {
+	cmd.Args = cobra.NoArgs
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		return errors.New("keys needs a subcommand: create, list, disable, enable or delete (see azen-gateway keys --help)")
+	}
+	cmd.AddCommand(createCommand(), listCommand(),
+		stateCommand("disable", "Disables a key (it is refused with 403 until enabled)"),
+		stateCommand("enable", "Enables a disabled key"),
+		stateCommand("delete", "Deletes a key for good"))
+}
+
+// keyJSON is a key as `keys create --json` and `keys list --json` print it.
+// It never holds the hash; Key (the plaintext) only right after create.
+type keyJSON struct {
+	ID             string  `json:"id"`
+	Key            string  `json:"key,omitempty"`
+	Prefix         string  `json:"prefix"`
+	Name           string  `json:"name"`
+	OrganizationID string  `json:"organizationId"`
+	UserID         string  `json:"userId"`
+	Enabled        bool    `json:"enabled"`
+	ExpiresAt      *string `json:"expiresAt"`
+	Tier           string  `json:"tier"`
+	RateLimit      string  `json:"rateLimit"`
+	CreatedAt      string  `json:"createdAt"`
+	LastUsedAt     *string `json:"lastUsedAt,omitempty"`
+}
+
+func toJSON(k Key) keyJSON {
+	j := keyJSON{
+		ID: k.ID, Prefix: k.Prefix, Name: k.Name, OrganizationID: k.OrganizationID,
+		UserID: k.UserID, Enabled: k.Enabled, Tier: k.Tier, RateLimit: k.RateLimit,
+		CreatedAt: k.CreatedAt.UTC().Format(time.RFC3339),
+	}
+	if !k.ExpiresAt.IsZero() {
+		s := k.ExpiresAt.UTC().Format(time.RFC3339)
+		j.ExpiresAt = &s
+	}
+	if !k.LastUsedAt.IsZero() {
+		s := k.LastUsedAt.UTC().Format(time.RFC3339)
+		j.LastUsedAt = &s
+	}
+	return j
+}
+
+// openCLIStore opens and migrates AZEN_DATABASE_URL.
+func openCLIStore(ctx context.Context) (*Store, error) {
+	raw := os.Getenv("AZEN_DATABASE_URL")
+	if strings.TrimSpace(raw) == "" {
+		raw = sqldb.DefaultURL
+	}
+	st, err := OpenStore(raw)
+	if err != nil {
+		return nil, fmt.Errorf("AZEN_DATABASE_URL: %w", err)
+	}
+	if err := st.Migrate(ctx); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("key store (%s): %w", st.Kind(), err)
+	}
+	return st, nil
+}
+
+func createCommand() *cobra.Command {
+	var org, user, name, tier, rate string
+	var expiresIn time.Duration
+	var burst int
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "create --org UUID --user ID [--name N] [--expires-in 720h] [--tier T] [--rate 120/m [--burst 20]] [--json]",
+		Short: "Creates a key and prints it (the only time it is shown)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			nk, err := newKeyFromFlags(cmd, org, user, name, tier, rate, burst, expiresIn)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), cliTimeout)
+			defer cancel()
+			st, err := openCLIStore(ctx)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			k, plain, err := st.Create(ctx, nk, time.Now())
+			if err != nil {
+				return err
+			}
+			return printCreated(cmd.OutOrStdout(), k, plain, asJSON)
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&org, "org", "", "organization id (UUID, required)")
+	f.StringVar(&user, "user", "", "user id (required)")
+	f.StringVar(&name, "name", "", "a name to recognise the key by")
+	f.DurationVar(&expiresIn, "expires-in", 0, "lifetime as a Go duration such as 720h (default: never expires)")
+	f.StringVar(&tier, "tier", "", "rate-limit tier name (as in azen_ratelimit's tier lines)")
+	f.StringVar(&rate, "rate", "", "per-key rate limit override, COUNT/UNIT such as 120/m")
+	f.IntVar(&burst, "burst", 0, "burst of the --rate override (default: the limiter's)")
+	f.BoolVar(&asJSON, "json", false, "print one JSON object")
+	return c
+}
+
+func newKeyFromFlags(cmd *cobra.Command, org, user, name, tier, rate string, burst int, expiresIn time.Duration) (NewKey, error) {
+	org = strings.ToLower(strings.TrimSpace(org))
+	switch {
+	case org == "":
+		return NewKey{}, errors.New("--org is required (the organization's UUID)")
+	case !ValidUUID(org):
+		return NewKey{}, fmt.Errorf("--org %q is not a UUID", org)
+	case strings.TrimSpace(user) == "":
+		return NewKey{}, errors.New("--user is required (a non-empty user id)")
+	case len(user) > 255 || strings.ContainsAny(user, "\r\n\x00"):
+		return NewKey{}, errors.New("--user must be at most 255 characters on one line")
+	case len(name) > 255 || strings.ContainsAny(name, "\r\n\x00"):
+		return NewKey{}, errors.New("--name must be at most 255 characters on one line")
+	case cmd.Flags().Changed("expires-in") && expiresIn <= 0:
+		return NewKey{}, fmt.Errorf("--expires-in must be positive, got %s", expiresIn)
+	case tier != "" && !validTier(tier):
+		return NewKey{}, fmt.Errorf("--tier %q: use letters, digits, '-' and '_' (at most 64)", tier)
+	case cmd.Flags().Changed("burst") && rate == "":
+		return NewKey{}, errors.New("--burst needs --rate")
+	}
+	nk := NewKey{OrganizationID: org, UserID: strings.TrimSpace(user), Name: name, Tier: tier}
+	if expiresIn > 0 {
+		nk.ExpiresAt = time.Now().Add(expiresIn)
+	}
+	if rate != "" {
+		r, err := ratespec.ParseRate(rate)
+		if err != nil {
+			return NewKey{}, fmt.Errorf("--rate: %w", err)
+		}
+		p := ratespec.Policy{Rate: r}
+		if cmd.Flags().Changed("burst") {
+			if burst < 1 {
+				return NewKey{}, fmt.Errorf("--burst must be at least 1, got %d", burst)
+			}
+			p.Burst = burst
+		}
+		nk.RateLimit = p.String()
+	}
+	return nk, nil
+}
+
+func validTier(s string) bool {
+	if len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(isBase62(c) || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func printCreated(w io.Writer, k Key, plain string, asJSON bool) error {
+	if asJSON {
+		j := toJSON(k)
+		j.Key = plain
+		return writeJSON(w, j)
+	}
+	expires := "never"
+	if !k.ExpiresAt.IsZero() {
+		expires = k.ExpiresAt.UTC().Format(time.RFC3339)
+	}
+	_, err := fmt.Fprintf(w, "Created API key %s (organization %s, user %s, expires %s).\n"+
+		"Key (shown only now, store it safely):\n%s\n", k.ID, k.OrganizationID, k.UserID, expires, plain)
+	return err
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func listCommand() *cobra.Command {
+	var org string
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "list [--org UUID] [--json]",
+		Short: "Lists keys (never their plaintext or hash)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			org = strings.ToLower(strings.TrimSpace(org))
+			if cmd.Flags().Changed("org") && !ValidUUID(org) {
+				return fmt.Errorf("--org %q is not a UUID", org)
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), cliTimeout)
+			defer cancel()
+			st, err := openCLIStore(ctx)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			keys, err := st.List(ctx, org)
+			if err != nil {
+				return err
+			}
+			return printList(cmd.OutOrStdout(), keys, asJSON, time.Now())
+		},
+	}
+	c.Flags().StringVar(&org, "org", "", "only this organization's keys (UUID)")
+	c.Flags().BoolVar(&asJSON, "json", false, "print a JSON array")
+	return c
+}
+
+func printList(w io.Writer, keys []Key, asJSON bool, now time.Time) error {
+	if asJSON {
+		out := make([]keyJSON, len(keys))
+		for i, k := range keys {
+			out[i] = toJSON(k)
+		}
+		return writeJSON(w, out)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tPREFIX\tNAME\tORGANIZATION\tUSER\tSTATE\tEXPIRES\tTIER\tRATE\tLAST USED\tCREATED")
+	for _, k := range keys {
+		state := "enabled"
+		switch {
+		case !k.Enabled:
+			state = "disabled"
+		case k.Expired(now):
+			state = "expired"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Prefix, dash(k.Name),
+			dash(k.OrganizationID), dash(k.UserID), state, dashTime(k.ExpiresAt), dash(k.Tier),
+			dash(k.RateLimit), dashTime(k.LastUsedAt), dashTime(k.CreatedAt))
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func dashTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func stateCommand(verb, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:   verb + " ID",
+		Short: short,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return fmt.Errorf("keys %s needs exactly one key id, got %d arguments", verb, len(args))
+			}
+			if !ValidUUID(args[0]) {
+				return fmt.Errorf("keys %s: %q is not a key id (a UUID)", verb, args[0])
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id := strings.ToLower(args[0])
+			ctx, cancel := context.WithTimeout(cmd.Context(), cliTimeout)
+			defer cancel()
+			st, err := openCLIStore(ctx)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			switch verb {
+			case "disable":
+				err = st.SetEnabled(ctx, id, false)
+			case "enable":
+				err = st.SetEnabled(ctx, id, true)
+			default:
+				err = st.Delete(ctx, id)
+			}
+			if errors.Is(err, ErrKeyNotFound) {
+				return fmt.Errorf("no API key with id %s", id)
+			}
+			if err != nil {
+				return err
+			}
+			past := map[string]string{"disable": "disabled", "enable": "enabled", "delete": "deleted"}[verb]
+			if err := publishInvalidation(ctx, os.Getenv("AZEN_REDIS_URL"), id); err != nil {
+				return fmt.Errorf("key %s %s, but the invalidation could not be published on AZEN_REDIS_URL (%v); gateways apply the change within their cache_ttl", id, past, err)
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s key %s\n", past, id)
+			return err
+		},
+	}
+}
+
+// publishInvalidation tells every gateway to drop key id from its cache. It
+// does nothing when no Redis URL is set.
+func publishInvalidation(ctx context.Context, redisURL, id string) error {
+	if strings.TrimSpace(redisURL) == "" {
+		return nil
+	}
+	o, err := redisconn.Parse(redisURL)
+	if err != nil {
+		return err
+	}
+	client := o.NewClient()
+	defer client.Close()
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return client.Publish(pctx, InvalidationChannel, id).Err()
+}

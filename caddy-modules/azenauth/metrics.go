@@ -1,0 +1,82 @@
+package azenauth
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Outcomes of azen_auth_requests_total.
+const (
+	outcomeOK         = "ok"
+	outcomeMissing    = "missing"
+	outcomeBlank      = "blank"
+	outcomeMalformed  = "malformed"
+	outcomeUnknown    = "unknown"
+	outcomeDisabled   = "disabled"
+	outcomeExpired    = "expired"
+	outcomeIncomplete = "incomplete"
+	outcomeThrottled  = "throttled"
+	outcomeError      = "error"
+)
+
+var allOutcomes = []string{
+	outcomeOK, outcomeMissing, outcomeBlank, outcomeMalformed, outcomeUnknown,
+	outcomeDisabled, outcomeExpired, outcomeIncomplete, outcomeThrottled, outcomeError,
+}
+
+// authMetrics holds the counters with their label values resolved once, so
+// counting costs no allocation on the request path.
+type authMetrics struct {
+	outcomes map[string]prometheus.Counter
+	cache    [3]prometheus.Counter
+}
+
+// newAuthMetrics registers the counters on reg. Caddy gives every config
+// load a registry, and several azen_auth handlers share one: when the
+// counters are already registered the existing ones are used.
+func newAuthMetrics(reg prometheus.Registerer) (*authMetrics, error) {
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "azen", Subsystem: "auth", Name: "requests_total",
+		Help: "Requests seen by azen_auth, by outcome.",
+	}, []string{"outcome"})
+	cache := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "azen", Subsystem: "auth", Name: "key_cache_total",
+		Help: "API key lookups by cache result: hit, miss (the store was asked), stale (store failed, expired entry used).",
+	}, []string{"result"})
+	var err error
+	if requests, err = registerOnce(reg, requests); err != nil {
+		return nil, err
+	}
+	if cache, err = registerOnce(reg, cache); err != nil {
+		return nil, err
+	}
+	m := &authMetrics{outcomes: make(map[string]prometheus.Counter, len(allOutcomes))}
+	for _, o := range allOutcomes {
+		m.outcomes[o] = requests.WithLabelValues(o)
+	}
+	for r := cacheHit; r <= cacheStale; r++ {
+		m.cache[r] = cache.WithLabelValues(r.String())
+	}
+	return m, nil
+}
+
+func registerOnce(reg prometheus.Registerer, c *prometheus.CounterVec) (*prometheus.CounterVec, error) {
+	if reg == nil {
+		return c, nil
+	}
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
+				return existing, nil
+			}
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+func (m *authMetrics) outcome(o string) { m.outcomes[o].Inc() }
+
+func (m *authMetrics) cacheResult(r cacheResult) { m.cache[r].Inc() }
