@@ -26,34 +26,42 @@ type encryptionKey struct {
 // loadConfig reads and checks every variable. Its errors are one line that
 // names the variable and never repeats a secret.
 func loadConfig(getenv func(string) string) (config, error) {
-	cfg := config{
-		DatabaseURL:   getenv("AZEN_DATABASE_URL"),
-		GatewaySecret: getenv("AZEN_GATEWAY_SECRET"),
-		Addr:          getenv("AZEN_BACKEND_ADDR"),
+	cfg, err := loadStoreConfig(getenv)
+	if err != nil {
+		return config{}, err
 	}
-	if cfg.DatabaseURL == "" {
-		cfg.DatabaseURL = sqldb.DefaultURL
-	}
-	if _, err := sqldb.Parse(cfg.DatabaseURL); err != nil {
-		return config{}, fmt.Errorf("AZEN_DATABASE_URL: %v", err)
-	}
+	cfg.GatewaySecret = getenv("AZEN_GATEWAY_SECRET")
+	cfg.Addr = getenv("AZEN_BACKEND_ADDR")
 	if cfg.GatewaySecret == "" {
 		return config{}, fmt.Errorf("AZEN_GATEWAY_SECRET is required (at least %d bytes)", contract.MinSecretLen)
 	}
 	if _, err := contract.NewSigner(cfg.GatewaySecret); err != nil {
 		return config{}, fmt.Errorf("AZEN_GATEWAY_SECRET: %v", err)
 	}
-	keys, err := parseEncryptionKeys(getenv("AZEN_ENCRYPTION_KEYS"))
-	if err != nil {
-		return config{}, fmt.Errorf("AZEN_ENCRYPTION_KEYS: %v", err)
-	}
-	cfg.EncryptionKeys = keys
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:8081"
 	}
 	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
 		return config{}, fmt.Errorf("AZEN_BACKEND_ADDR: %q is not host:port", cfg.Addr)
 	}
+	return cfg, nil
+}
+
+// loadStoreConfig reads only what the database commands (rotate-keys)
+// need: AZEN_DATABASE_URL and AZEN_ENCRYPTION_KEYS.
+func loadStoreConfig(getenv func(string) string) (config, error) {
+	cfg := config{DatabaseURL: getenv("AZEN_DATABASE_URL")}
+	if cfg.DatabaseURL == "" {
+		cfg.DatabaseURL = sqldb.DefaultURL
+	}
+	if _, err := sqldb.Parse(cfg.DatabaseURL); err != nil {
+		return config{}, fmt.Errorf("AZEN_DATABASE_URL: %v", err)
+	}
+	keys, err := parseEncryptionKeys(getenv("AZEN_ENCRYPTION_KEYS"))
+	if err != nil {
+		return config{}, fmt.Errorf("AZEN_ENCRYPTION_KEYS: %v", err)
+	}
+	cfg.EncryptionKeys = keys
 	return cfg, nil
 }
 

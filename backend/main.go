@@ -1,15 +1,27 @@
 // Command azen-backend is the Azen memory service that stands behind the
 // gateway (contract §8). It is stateless: any number of replicas serve from
 // one database.
+//
+//	azen-backend                 serve the API on AZEN_BACKEND_ADDR
+//	azen-backend rotate-keys     re-encrypt every memory to the first key
 package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
+
+	"github.com/azen-sh/gateway/internal/contract"
+	"github.com/azen-sh/gateway/internal/sqldb"
 )
 
 func main() {
@@ -21,11 +33,138 @@ func main() {
 	}
 }
 
+const usage = `usage:
+  azen-backend                          serve the memory API on AZEN_BACKEND_ADDR
+  azen-backend rotate-keys [--batch N]  re-encrypt every memory to the first key of AZEN_ENCRYPTION_KEYS`
+
 // run is the whole program, callable from tests.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "rotate-keys":
+			return runRotate(ctx, args[1:], getenv, stdout)
+		case "help", "-h", "--help":
+			fmt.Fprintln(stdout, usage)
+			return nil
+		default:
+			return fmt.Errorf("unknown command %q\n%s", args[0], usage)
+		}
+	}
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return err
 	}
-	return serve(ctx, cfg, stdout, stderr)
+	return serve(ctx, cfg, stdout)
+}
+
+// openStore connects (waiting up to 15 s for the database to come up) and
+// applies migrations under the lock.
+func openStore(ctx context.Context, cfg config, logger *slog.Logger) (*Store, *sqldb.DB, error) {
+	kr, err := newKeyring(cfg.EncryptionKeys)
+	if err != nil {
+		return nil, nil, fmt.Errorf("AZEN_ENCRYPTION_KEYS: %v", err)
+	}
+	db, err := sqldb.Open(cfg.DatabaseURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("AZEN_DATABASE_URL: %v", err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		err = db.Ping(pctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			db.Close()
+			return nil, nil, fmt.Errorf("AZEN_DATABASE_URL: database unreachable: %v", err)
+		}
+		logger.Warn("database not reachable yet, retrying", "error", err.Error())
+		time.Sleep(500 * time.Millisecond)
+	}
+	store := NewStore(db, kr)
+	if err := store.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("AZEN_DATABASE_URL: %v", err)
+	}
+	return store, db, nil
+}
+
+// serve runs the HTTP server until ctx is done, then stops taking new
+// connections, lets in-flight requests finish, and returns nil.
+func serve(ctx context.Context, cfg config, stdout io.Writer) error {
+	logger := slog.New(slog.NewJSONHandler(stdout, nil)).With("service", "azen-backend")
+	signer, err := contract.NewSigner(cfg.GatewaySecret)
+	if err != nil {
+		return fmt.Errorf("AZEN_GATEWAY_SECRET: %v", err)
+	}
+	store, db, err := openStore(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	srv := &http.Server{
+		Handler:           newServer(store, signer, logger),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("AZEN_BACKEND_ADDR: listen on %s: %v", cfg.Addr, err)
+	}
+	logger.Info("listening", "addr", ln.Addr().String(), "database", db.Kind, "encryption_key", cfg.EncryptionKeys[0].ID)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down: finishing in-flight requests")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// runRotate is `azen-backend rotate-keys`.
+func runRotate(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("rotate-keys", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	batch := fs.Int("batch", 500, "memories re-encrypted per transaction")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *batch < 1 || *batch > 10000 {
+		return fmt.Errorf("--batch must be from 1 to 10000")
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("rotate-keys takes no arguments, got %q", fs.Arg(0))
+	}
+	cfg, err := loadStoreConfig(getenv)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewJSONHandler(stdout, nil)).With("service", "azen-backend", "command", "rotate-keys")
+	store, db, err := openStore(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	n, err := store.Rotate(ctx, *batch, func(done int) {
+		logger.Info("re-encrypted", "memories", done)
+	})
+	if err != nil {
+		return fmt.Errorf("rotate-keys after %d memories: %v", n, err)
+	}
+	logger.Info("done: every memory is sealed with the first key", "key", cfg.EncryptionKeys[0].ID, "memories", n)
+	return nil
 }

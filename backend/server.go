@@ -2,47 +2,152 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"time"
 
 	"github.com/azen-sh/gateway/internal/contract"
 )
 
-// serve runs the HTTP server until ctx is done, then shuts down gracefully.
-func serve(ctx context.Context, cfg config, stdout, _ io.Writer) error {
-	logger := slog.New(slog.NewJSONHandler(stdout, nil))
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"status":"ok"}`+"\n")
+// server is the HTTP side of the backend.
+type server struct {
+	store   *Store
+	signer  *contract.Signer
+	logger  *slog.Logger
+	metrics *metrics
+	mux     *http.ServeMux
+	now     func() time.Time
+}
+
+func newServer(store *Store, signer *contract.Signer, logger *slog.Logger) *server {
+	s := &server{store: store, signer: signer, logger: logger, metrics: newMetrics(), mux: http.NewServeMux(), now: time.Now}
+	s.routes(s.mux)
+	return s
+}
+
+type ctxKey int
+
+const (
+	identityKey ctxKey = iota
+	requestIDKey
+)
+
+// statusRecorder remembers the status a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusRecorder) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusRecorder) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// ServeHTTP gives every request an id, answers unknown routes and methods
+// with the contract's 404 body, recovers from panics, and records a log line
+// and metrics.
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	reqID := contract.EnsureRequestID(w, r)
+	r = r.WithContext(context.WithValue(r.Context(), requestIDKey, reqID))
+	rec := &statusRecorder{ResponseWriter: w}
+	_, pattern := s.mux.Handler(r)
+	route := pattern
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.logger.Error("panic", "request_id", reqID, "route", route, "panic", v)
+			if rec.status == 0 {
+				contract.WriteError(rec, contract.NewError(http.StatusInternalServerError, ""))
+			}
+		}
+		d := time.Since(start)
+		s.metrics.observe(route, rec.status, d)
+		if route != "GET /metrics" && route != "GET /healthz" && route != "GET /readyz" {
+			s.logger.Info("request", "request_id", reqID, "method", r.Method, "route", route,
+				"status", rec.status, "duration_ms", float64(d.Microseconds())/1000)
+		}
+	}()
+	if pattern == "" {
+		route = "unmatched"
+		contract.WriteError(rec, contract.NewError(http.StatusNotFound, "Unknown endpoint "+r.Method+" "+r.URL.Path))
+		return
+	}
+	s.mux.ServeHTTP(rec, r)
+}
+
+// apiHandler serves one API route for a verified identity.
+type apiHandler func(w http.ResponseWriter, r *http.Request, id contract.Identity) error
+
+// api checks the gateway's signature, then runs h and turns its error into
+// the contract body: ErrNotFound is 404, a contract.Public error is 400,
+// anything else a logged 500 that tells the client nothing.
+func (s *server) api(h apiHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := s.signer.Verify(r, s.now())
+		if err != nil {
+			contract.WriteError(w, contract.NewError(http.StatusUnauthorized, "Request was not signed by the gateway: "+err.Error()+"."))
+			return
+		}
+		if err := h(w, r, id); err != nil {
+			s.writeError(w, r, err)
+		}
 	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		contract.EnsureRequestID(w, r)
-		contract.WriteError(w, contract.NewError(http.StatusNotFound, "Unknown endpoint "+r.Method+" "+r.URL.Path))
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	ln, err := net.Listen("tcp", cfg.Addr)
+}
+
+func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, ErrNotFound) {
+		contract.WriteError(w, contract.NewError(http.StatusNotFound, "Memory not found"))
+		return
+	}
+	if msg, ok := contract.PublicMessage(err); ok {
+		contract.WriteError(w, contract.NewError(http.StatusBadRequest, msg))
+		return
+	}
+	reqID, _ := r.Context().Value(requestIDKey).(string)
+	s.logger.Error("internal error", "request_id", reqID, "method", r.Method, "route", r.Pattern, "error", err.Error())
+	contract.WriteError(w, contract.NewError(http.StatusInternalServerError, ""))
+}
+
+// writeJSON writes a success body.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("AZEN_BACKEND_ADDR: listen on %s: %v", cfg.Addr, err)
+		contract.WriteError(w, contract.NewError(http.StatusInternalServerError, ""))
+		return
 	}
-	logger.Info("listening", "addr", ln.Addr().String())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+func (s *server) handleHealthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("shutdown: %w", err)
+	if err := s.store.Ready(ctx); err != nil {
+		reqID, _ := r.Context().Value(requestIDKey).(string)
+		s.logger.Error("not ready: database unreachable", "request_id", reqID, "error", err.Error())
+		contract.WriteError(w, contract.NewError(http.StatusInternalServerError, contract.MessageUnavailable))
+		return
 	}
-	logger.Info("stopped")
-	return nil
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/azen-sh/gateway/internal/contract"
+)
+
+// memoryJSON is the wire form of a memory (contract §8).
+type memoryJSON struct {
+	ID        string          `json:"id"`
+	Content   string          `json:"content"`
+	Metadata  json.RawMessage `json:"metadata"`
+	CreatedAt string          `json:"createdAt"`
+	UpdatedAt string          `json:"updatedAt"`
+	Embedded  bool            `json:"embedded"`
+	UserID    string          `json:"userId"`
+}
+
+// timeJSON formats like JavaScript's Date.toISOString, which the original
+// service produced: UTC with milliseconds.
+func timeJSON(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+
+func toJSON(m Memory) memoryJSON {
+	meta := m.Metadata
+	if len(meta) == 0 {
+		meta = json.RawMessage("null")
+	}
+	return memoryJSON{
+		ID: m.ID, Content: m.Content, Metadata: meta,
+		CreatedAt: timeJSON(m.CreatedAt), UpdatedAt: timeJSON(m.UpdatedAt),
+		Embedded: true, UserID: m.UserID,
+	}
+}
+
+// pathID reads the {id} path segment, which must be a UUID.
+func pathID(r *http.Request) (string, error) {
+	raw := r.PathValue("id")
+	id, ok := parseUUID(raw)
+	if !ok {
+		return "", invalid("id must be a UUID, got %s", quoteName(raw))
+	}
+	return id, nil
+}
+
+func (s *server) handleCreate(w http.ResponseWriter, r *http.Request, id contract.Identity) error {
+	data, err := readBody(w, r)
+	if err != nil {
+		return err
+	}
+	req, err := parseCreate(data)
+	if err != nil {
+		return err
+	}
+	memID, createdAt, dup, err := s.store.Create(r.Context(), NewMemory{
+		OrgID: id.OrganizationID, UserID: id.UserID,
+		Text: req.Text, DedupKey: req.DedupKey, Metadata: req.Metadata,
+	})
+	if err != nil {
+		return err
+	}
+	if dup {
+		writeJSON(w, http.StatusOK, struct {
+			Status     string `json:"status"`
+			MemoryID   string `json:"memoryId"`
+			Duplicated bool   `json:"duplicated"`
+			Message    string `json:"message"`
+		}{"success", memID, true, "A memory with this dedupKey already exists; nothing was stored."})
+		return nil
+	}
+	writeJSON(w, http.StatusCreated, struct {
+		Status          string `json:"status"`
+		MemoryID        string `json:"memoryId"`
+		CreatedAt       string `json:"createdAt"`
+		Embedding       string `json:"embedding"`
+		EmbeddingStatus string `json:"embeddingStatus"`
+	}{"success", memID, timeJSON(createdAt), "completed", "completed"})
+	return nil
+}
+
+type memoryResponse struct {
+	Status string     `json:"status"`
+	Memory memoryJSON `json:"memory"`
+}
+
+func (s *server) handleGet(w http.ResponseWriter, r *http.Request, id contract.Identity) error {
+	memID, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	m, err := s.store.Get(r.Context(), id.OrganizationID, memID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, memoryResponse{"success", toJSON(m)})
+	return nil
+}
+
+func (s *server) handleList(w http.ResponseWriter, r *http.Request, id contract.Identity) error {
+	req, err := parseList(r.URL.RawQuery)
+	if err != nil {
+		return err
+	}
+	q := ListQuery{OrgID: id.OrganizationID, UserID: req.UserID, Page: req.Page, Per: req.Per}
+	if req.UseCursor {
+		q.Cursor = req.Cursor
+		if q.Cursor == nil {
+			// An empty cursor starts keyset paging at the newest memory.
+			q.Cursor = &Cursor{CreatedAt: 1<<63 - 1, ID: "00000000-0000-0000-0000-000000000000"}
+		}
+	}
+	res, err := s.store.List(r.Context(), q)
+	if err != nil {
+		return err
+	}
+	memories := make([]memoryJSON, len(res.Memories))
+	for i, m := range res.Memories {
+		memories[i] = toJSON(m)
+	}
+	var page *int64
+	if !req.UseCursor {
+		page = &req.Page
+	}
+	var next *string
+	if res.Next != nil {
+		c := encodeCursor(*res.Next)
+		next = &c
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Status     string       `json:"status"`
+		Memories   []memoryJSON `json:"memories"`
+		Page       *int64       `json:"page"`
+		Per        int64        `json:"per"`
+		TotalPages int64        `json:"total_pages"`
+		TotalCount int64        `json:"total_count"`
+		NextCursor *string      `json:"nextCursor"`
+	}{"success", memories, page, req.Per, (res.TotalCount + req.Per - 1) / req.Per, res.TotalCount, next})
+	return nil
+}
+
+func (s *server) handlePatch(w http.ResponseWriter, r *http.Request, id contract.Identity) error {
+	memID, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	data, err := readBody(w, r)
+	if err != nil {
+		return err
+	}
+	req, err := parsePatch(data)
+	if err != nil {
+		return err
+	}
+	m, err := s.store.Update(r.Context(), id.OrganizationID, memID, req.Text, req.Metadata, req.SetMetadata)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, memoryResponse{"success", toJSON(m)})
+	return nil
+}
+
+func (s *server) handleDelete(w http.ResponseWriter, r *http.Request, id contract.Identity) error {
+	memID, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	if err := s.store.Delete(r.Context(), id.OrganizationID, memID); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Status   string `json:"status"`
+		Deleted  bool   `json:"deleted"`
+		MemoryID string `json:"memoryId"`
+		Message  string `json:"message"`
+	}{"success", true, memID, "Memory deleted."})
+	return nil
+}
+
+type rawMatch struct {
+	ID    string  `json:"id"`
+	Score float64 `json:"score"`
+}
+
+func (s *server) handleSearch(w http.ResponseWriter, r *http.Request, id contract.Identity) error {
+	data, err := readBody(w, r)
+	if err != nil {
+		return err
+	}
+	req, err := parseSearch(data)
+	if err != nil {
+		return err
+	}
+	matches, err := s.store.Search(r.Context(), id.OrganizationID, req.UserID, req.Query, req.TopK)
+	if err != nil {
+		return err
+	}
+	memories := make([]memoryJSON, len(matches))
+	raw := make([]rawMatch, len(matches))
+	for i, m := range matches {
+		memories[i] = toJSON(m.Memory)
+		raw[i] = rawMatch{ID: m.Memory.ID, Score: m.Score}
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Status     string       `json:"status"`
+		Memories   []memoryJSON `json:"memories"`
+		RawMatches []rawMatch   `json:"rawMatches"`
+	}{"success", memories, raw})
+	return nil
+}

@@ -1,0 +1,37 @@
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// BackendCommand runs the azen-backend binary with args (such as
+// `rotate-keys`) and env added to a minimal environment, and returns what it
+// printed and its exit error.
+func BackendCommand(t testing.TB, env map[string]string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	_, bin := Binaries(t)
+	cmd := exec.Command(bin, args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var o, e syncBuffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err = cmd.Run()
+	return o.String(), e.String(), err
+}
+
+// Dump returns the plain-SQL pg_dump of the database at url (as the server's
+// own user when running as root), with every row of every table.
+func (p *Postgres) Dump(t testing.TB, url string) string {
+	t.Helper()
+	path := filepath.Join(p.bin, "pg_dump")
+	args := []string{"--no-owner", "--dbname=" + url}
+	if p.asUser != "" {
+		return run(t, "runuser", append([]string{"-u", p.asUser, "--", path}, args...)...)
+	}
+	return run(t, path, args...)
+}
