@@ -90,25 +90,7 @@ var tierNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 // It makes no network call: the Redis client connects on first use.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
-	if h.Key == "" {
-		h.Key = DefaultKey
-	}
-	if h.Rate == "" {
-		h.Rate = DefaultRate
-	}
-	if h.Cost == 0 {
-		h.Cost = 1
-	}
-	if h.Timeout == 0 {
-		h.Timeout = caddy.Duration(DefaultTimeout)
-	}
-	if h.OnRedisError == "" {
-		h.OnRedisError = DefaultOnRedisError
-	}
-	if err := h.parsePolicies(); err != nil {
-		return fmt.Errorf("azen_ratelimit: %w", err)
-	}
-	if err := h.Validate(); err != nil {
+	if err := h.applyDefaults(); err != nil {
 		return err
 	}
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
@@ -131,6 +113,29 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		go st.heartbeat(ctx)
 	}
 	return nil
+}
+
+// applyDefaults fills in defaults and builds and checks the policies.
+func (h *Handler) applyDefaults() error {
+	if h.Key == "" {
+		h.Key = DefaultKey
+	}
+	if h.Rate == "" {
+		h.Rate = DefaultRate
+	}
+	if h.Cost == 0 {
+		h.Cost = 1
+	}
+	if h.Timeout == 0 {
+		h.Timeout = caddy.Duration(DefaultTimeout)
+	}
+	if h.OnRedisError == "" {
+		h.OnRedisError = DefaultOnRedisError
+	}
+	if err := h.parsePolicies(); err != nil {
+		return fmt.Errorf("azen_ratelimit: %w", err)
+	}
+	return h.Validate()
 }
 
 // parsePolicies turns the configured text into policies.
