@@ -1,0 +1,576 @@
+package tests
+
+// The shipped Caddyfile, checked through the real azen-gateway binary:
+// `validate` accepts it in both upstream modes, `adapt` shows no secret and
+// produces the routing of contract §6, `fmt` finds nothing to change, and a
+// running gateway routes through auth to every backend, drops an unready
+// one, survives a dead one without losing a request, and logs the key id
+// but never the key.
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/azen-sh/gateway/internal/contract"
+	"github.com/azen-sh/gateway/internal/testenv"
+)
+
+// Distinctive secret values: none of them may appear in any output.
+const (
+	deploySecret      = "deploy-test-secret-4f1c2b7e9a0d3c5b8e6f1a2d4c7b9e0f"
+	deployDBPassword  = "pgPassw0rdThatMustNotLeak"
+	deployRedisPasswd = "redisPassw0rdThatMustNotLeak"
+)
+
+func shippedCaddyfile(t *testing.T) string {
+	t.Helper()
+	return filepath.Join(testenv.RepoRoot(t), "Caddyfile")
+}
+
+// deployProductionEnv points the gateway at a PostgreSQL and a Redis that do
+// not exist: validate and adapt must not need them.
+func deployProductionEnv(t *testing.T) map[string]string {
+	t.Helper()
+	return map[string]string{
+		"AZEN_DATABASE_URL":   fmt.Sprintf("postgres://azen:%s@127.0.0.1:%d/azen?sslmode=disable", deployDBPassword, testenv.FreePort(t)),
+		"AZEN_REDIS_URL":      fmt.Sprintf("redis://:%s@127.0.0.1:%d/0", deployRedisPasswd, testenv.FreePort(t)),
+		"AZEN_GATEWAY_SECRET": deploySecret,
+		"AZEN_BACKENDS":       "10.1.0.1:8081 10.1.0.2:8081 10.1.0.3:9000",
+	}
+}
+
+func withEnv(base map[string]string, kv ...string) map[string]string {
+	out := map[string]string{}
+	for k, v := range base {
+		out[k] = v
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		out[kv[i]] = kv[i+1]
+	}
+	return out
+}
+
+func assertNoSecret(t *testing.T, what, text string) {
+	t.Helper()
+	for _, s := range []string{deploySecret, deployDBPassword, deployRedisPasswd} {
+		if strings.Contains(text, s) {
+			t.Errorf("%s shows a secret (%.8s…)", what, s)
+		}
+	}
+}
+
+func TestShippedCaddyfileValidates(t *testing.T) {
+	sqlite := "sqlite:" + filepath.Join(t.TempDir(), "validate.db")
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+	}{
+		{"embedded default", map[string]string{"AZEN_DATABASE_URL": sqlite, "AZEN_GATEWAY_SECRET": deploySecret}},
+		{"production stores, unreachable", deployProductionEnv(t)},
+		{"dns discovery", withEnv(deployProductionEnv(t), "AZEN_BACKENDS_DISCOVERY", "dns")},
+		{"domain site address", withEnv(deployProductionEnv(t), "AZEN_SITE_ADDRESS", "api.example.com")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, errOut, err := testenv.TryCommand(t, tc.env, "validate", "--config", shippedCaddyfile(t), "--adapter", "caddyfile")
+			if err != nil {
+				t.Fatalf("validate rejected the shipped Caddyfile: %v\n%s%s", err, out, errOut)
+			}
+			if !strings.Contains(out+errOut, "Valid configuration") {
+				t.Errorf("validate did not say the configuration is valid:\n%s%s", out, errOut)
+			}
+			assertNoSecret(t, "validate", out+errOut)
+		})
+	}
+}
+
+func TestShippedCaddyfileIsFormatted(t *testing.T) {
+	// An unformatted Caddyfile makes every start log a warning.
+	out, errOut, err := testenv.TryCommand(t, nil, "fmt", shippedCaddyfile(t))
+	if err != nil {
+		t.Fatalf("`azen-gateway fmt Caddyfile` would change it (run it with --overwrite): %v\n%s", err, errOut)
+	}
+	_ = out
+}
+
+// adaptShipped adapts the shipped Caddyfile with env and decodes the JSON.
+func adaptShipped(t *testing.T, env map[string]string) (map[string]any, string) {
+	t.Helper()
+	out, errOut, err := testenv.TryCommand(t, env, "adapt", "--config", shippedCaddyfile(t), "--adapter", "caddyfile")
+	if err != nil {
+		t.Fatalf("adapt failed: %v\n%s", err, errOut)
+	}
+	assertNoSecret(t, "adapt", out+errOut)
+	var cfg map[string]any
+	if err := json.Unmarshal([]byte(out), &cfg); err != nil {
+		t.Fatalf("adapt output is not JSON: %v\n%s", err, out)
+	}
+	return cfg, out
+}
+
+// dig walks decoded JSON by object keys and array indexes.
+func dig(t *testing.T, v any, keys ...any) any {
+	t.Helper()
+	for _, k := range keys {
+		switch k := k.(type) {
+		case string:
+			m, ok := v.(map[string]any)
+			if !ok {
+				t.Fatalf("want an object holding %q, have %T", k, v)
+			}
+			v = m[k]
+		case int:
+			a, ok := v.([]any)
+			if !ok || k >= len(a) {
+				t.Fatalf("want an array of more than %d items, have %v", k, v)
+			}
+			v = a[k]
+		}
+	}
+	return v
+}
+
+// handlersOf lists the handler names of a route, looking into subroutes.
+func handlersOf(t *testing.T, route any) []any {
+	t.Helper()
+	var out []any
+	for _, h := range dig(t, route, "handle").([]any) {
+		if dig(t, h, "handler") == "subroute" {
+			for _, r := range dig(t, h, "routes").([]any) {
+				out = append(out, handlersOf(t, r)...)
+			}
+			continue
+		}
+		out = append(out, h)
+	}
+	return out
+}
+
+func handlerNames(t *testing.T, hs []any) []string {
+	t.Helper()
+	var names []string
+	for _, h := range hs {
+		names = append(names, dig(t, h, "handler").(string))
+	}
+	return names
+}
+
+// routeFor finds the route whose path matcher is exactly path; "" finds
+// the last route without a matcher (the catch-all `handle`).
+func routeFor(t *testing.T, routes []any, path string) any {
+	t.Helper()
+	for i := range routes {
+		r := routes[len(routes)-1-i]
+		m, _ := r.(map[string]any)["match"].([]any)
+		if path == "" && len(m) == 0 {
+			return r
+		}
+		if len(m) == 1 {
+			if ps, _ := dig(t, m[0], "path").([]any); len(ps) == 1 && ps[0] == path {
+				return r
+			}
+		}
+	}
+	t.Fatalf("no route for %q", path)
+	return nil
+}
+
+func TestShippedCaddyfileAdapt(t *testing.T) {
+	env := withEnv(deployProductionEnv(t), "AZEN_SITE_ADDRESS", ":18443", "AZEN_ADMIN_ADDR", "127.0.0.1:12019")
+	cfg, raw := adaptShipped(t, env)
+
+	t.Run("secrets stay placeholders", func(t *testing.T) {
+		// The modules expand these at provision time; adapt shows the names.
+		for _, p := range []string{"{env.AZEN_GATEWAY_SECRET}", "{env.AZEN_DATABASE_URL}", "{env.AZEN_REDIS_URL}"} {
+			if !strings.Contains(raw, p) {
+				t.Errorf("adapt output does not carry %s", p)
+			}
+		}
+	})
+	t.Run("admin and metrics", func(t *testing.T) {
+		if got := dig(t, cfg, "admin", "listen"); got != "127.0.0.1:12019" {
+			t.Errorf("admin listen %v, want AZEN_ADMIN_ADDR", got)
+		}
+		if _, ok := dig(t, cfg, "apps", "http").(map[string]any)["metrics"]; !ok {
+			t.Error("HTTP metrics are off; the admin /metrics endpoint would have no request metrics")
+		}
+	})
+
+	srv := dig(t, cfg, "apps", "http", "servers", "srv0")
+	if got := dig(t, srv, "listen", 0); got != ":18443" {
+		t.Errorf("listen %v, want AZEN_SITE_ADDRESS", got)
+	}
+	routes := dig(t, srv, "routes").([]any)
+
+	t.Run("healthz is open", func(t *testing.T) {
+		names := handlerNames(t, handlersOf(t, routeFor(t, routes, "/healthz")))
+		if slices.Contains(names, "azen_auth") || !slices.Contains(names, "static_response") {
+			t.Errorf("/healthz handlers %v, want a static response without auth", names)
+		}
+	})
+	api := handlersOf(t, routeFor(t, routes, "/api/v1/*"))
+	t.Run("api goes through auth, then limits, then the proxy", func(t *testing.T) {
+		names := handlerNames(t, api)
+		if !slices.Equal(names, []string{"azen_auth", "azen_ratelimit", "reverse_proxy"}) {
+			t.Errorf("/api/v1/* handlers %v", names)
+		}
+	})
+	rp := api[len(api)-1]
+	t.Run("proxy to every backend with health checks and retries", func(t *testing.T) {
+		var dials []string
+		for _, u := range dig(t, rp, "upstreams").([]any) {
+			dials = append(dials, dig(t, u, "dial").(string))
+		}
+		if !slices.Equal(dials, strings.Fields(env["AZEN_BACKENDS"])) {
+			t.Errorf("upstreams %v, want every address of AZEN_BACKENDS", dials)
+		}
+		if got := dig(t, rp, "load_balancing", "selection_policy", "policy"); got != "least_conn" {
+			t.Errorf("selection policy %v", got)
+		}
+		if d, _ := dig(t, rp, "load_balancing", "try_duration").(float64); d <= 0 {
+			t.Error("no lb_try_duration: a request to a dead replica would fail instead of moving on")
+		}
+		if got := dig(t, rp, "health_checks", "active", "uri"); got != "/readyz" {
+			t.Errorf("active health check uri %v", got)
+		}
+		if d, _ := dig(t, rp, "health_checks", "passive", "fail_duration").(float64); d <= 0 {
+			t.Error("no passive health checks (fail_duration)")
+		}
+	})
+	t.Run("everything else is a JSON 404", func(t *testing.T) {
+		h := handlersOf(t, routeFor(t, routes, ""))
+		if len(h) != 1 || dig(t, h[0], "handler") != "azen_error" || dig(t, h[0], "status_code") != float64(404) {
+			t.Errorf("catch-all handlers %v", h)
+		}
+	})
+	t.Run("errors go through azen_error", func(t *testing.T) {
+		var names []string
+		for _, r := range dig(t, srv, "errors", "routes").([]any) {
+			names = append(names, handlerNames(t, handlersOf(t, r))...)
+		}
+		if !slices.Equal(names, []string{"azen_error"}) {
+			t.Errorf("error handlers %v", names)
+		}
+	})
+	t.Run("access log drops the key and records the key id", func(t *testing.T) {
+		logName := dig(t, srv, "logs", "default_logger_name").(string)
+		fields := dig(t, cfg, "logging", "logs", logName, "encoder", "fields").(map[string]any)
+		if dig(t, fields, "request>headers>Azen-Api-Key", "filter") != "delete" {
+			t.Error("the access log keeps the azen-api-key header")
+		}
+		if dig(t, cfg, "logging", "logs", logName, "encoder", "wrap", "format") != "json" {
+			t.Error("the access log is not JSON")
+		}
+		appended := false
+		for _, r := range routes {
+			for _, h := range handlersOf(t, r) {
+				if dig(t, h, "handler") == "log_append" && dig(t, h, "key") == "key_id" && dig(t, h, "value") == "{azen.key_id}" {
+					appended = true
+				}
+			}
+		}
+		if !appended {
+			t.Error("no log_append key_id {azen.key_id}")
+		}
+	})
+
+	t.Run("dns discovery resolves a name", func(t *testing.T) {
+		cfg, _ := adaptShipped(t, withEnv(env, "AZEN_BACKENDS_DISCOVERY", "dns",
+			"AZEN_BACKENDS_DNS_NAME", "backend.internal", "AZEN_BACKENDS_DNS_PORT", "9001"))
+		routes := dig(t, cfg, "apps", "http", "servers", "srv0", "routes").([]any)
+		api := handlersOf(t, routeFor(t, routes, "/api/v1/*"))
+		rp := api[len(api)-1]
+		dyn := dig(t, rp, "dynamic_upstreams")
+		if dig(t, dyn, "source") != "a" || dig(t, dyn, "name") != "backend.internal" || dig(t, dyn, "port") != "9001" {
+			t.Errorf("dynamic upstreams %v", dyn)
+		}
+		if rp.(map[string]any)["upstreams"] != nil {
+			t.Error("dns mode still lists static upstreams")
+		}
+		// Everything else about the proxy is shared by both modes.
+		if dig(t, rp, "load_balancing", "selection_policy", "policy") != "least_conn" || dig(t, rp, "health_checks", "passive") == nil {
+			t.Error("dns mode lost the shared proxy settings")
+		}
+	})
+	t.Run("an unknown discovery mode is refused", func(t *testing.T) {
+		_, errOut, err := testenv.TryCommand(t, withEnv(env, "AZEN_BACKENDS_DISCOVERY", "consul"),
+			"adapt", "--config", shippedCaddyfile(t), "--adapter", "caddyfile")
+		if err == nil || !strings.Contains(errOut, "backends_consul") {
+			t.Errorf("adapt accepted AZEN_BACKENDS_DISCOVERY=consul or did not name it: %v\n%s", err, errOut)
+		}
+	})
+}
+
+// deployStub is a stand-in backend replica: /readyz answers with a status
+// the test sets, /api/v1/* checks the gateway's signature and answers 200.
+// Keep-alives are off, so stopping it leaves no idle connection behind and
+// every request is a fresh dial the gateway can retry elsewhere.
+type deployStub struct {
+	addr    string
+	signer  *contract.Signer
+	srv     *http.Server
+	ready   atomic.Int32 // status of /readyz
+	readyz  atomic.Int64 // /readyz requests seen
+	unready atomic.Int64 // /readyz requests answered with a non-2xx
+	api     atomic.Int64 // API requests served
+	badSig  atomic.Int64 // API requests whose signature did not verify
+}
+
+func startDeployStub(t *testing.T, signer *contract.Signer) *deployStub {
+	t.Helper()
+	s := &deployStub{addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), signer: signer}
+	s.ready.Store(http.StatusOK)
+	s.start(t)
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *deployStub) start(t *testing.T) {
+	t.Helper()
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/readyz" {
+			s.readyz.Add(1)
+			status := int(s.ready.Load())
+			if status/100 != 2 {
+				s.unready.Add(1)
+			}
+			w.WriteHeader(status)
+			return
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+		if _, err := s.signer.Verify(r, time.Now()); err != nil {
+			s.badSig.Add(1)
+		}
+		s.api.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"status":"success"}`)
+	})}
+	s.srv.SetKeepAlivesEnabled(false)
+	go func() { _ = s.srv.Serve(ln) }()
+}
+
+func (s *deployStub) stop() { _ = s.srv.Close() }
+
+// waitFor polls cond until it holds, failing after a generous deadline.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+type deployKey struct {
+	ID  string `json:"id"`
+	Key string `json:"key"`
+}
+
+func createDeployKey(t *testing.T, env map[string]string) deployKey {
+	t.Helper()
+	out := testenv.Command(t, env, "keys", "create", "--org", "0b5f9c1e-3d2a-4c6b-8e7f-1a2b3c4d5e6f", "--user", "deploy-test", "--json")
+	var k deployKey
+	if err := json.Unmarshal([]byte(out), &k); err != nil || k.ID == "" || k.Key == "" {
+		t.Fatalf("keys create --json printed %q: %v", out, err)
+	}
+	return k
+}
+
+func apiRequest(t *testing.T, method, url, key string) *http.Response {
+	t.Helper()
+	var body io.Reader
+	if method == http.MethodPost {
+		body = strings.NewReader(`{"text":"deploy test"}`)
+	}
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("azen-api-key", key)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+func expectOK(t *testing.T, resp *http.Response) {
+	t.Helper()
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s %s: %d %s", resp.Request.Method, resp.Request.URL.Path, resp.StatusCode, b)
+	}
+}
+
+func TestShippedCaddyfileServes(t *testing.T) {
+	secret := testenv.GatewaySecret()
+	signer, err := contract.NewSigner(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := startDeployStub(t, signer), startDeployStub(t, signer)
+	env := map[string]string{
+		"AZEN_DATABASE_URL":   "sqlite:" + filepath.Join(t.TempDir(), "gateway.db"),
+		"AZEN_GATEWAY_SECRET": secret,
+		"AZEN_BACKENDS":       a.addr + " " + b.addr,
+	}
+	key := createDeployKey(t, env)
+	gw := testenv.StartGateway(t, string(readRepoFile(t, "Caddyfile")), env)
+	api := gw.URL + "/api/v1/memory"
+
+	t.Run("healthz answers without a key", func(t *testing.T) {
+		resp, err := http.Get(gw.URL + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" || string(body) != `{"status":"ok"}` {
+			t.Errorf("/healthz: %d %q %s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+		}
+	})
+	t.Run("unknown path is a JSON 404", func(t *testing.T) {
+		resp, err := http.Get(gw.URL + "/v2/anything")
+		if err != nil {
+			t.Fatal(err)
+		}
+		getJSONError(t, resp, http.StatusNotFound)
+	})
+	t.Run("api without a key is a JSON 401 and reaches no backend", func(t *testing.T) {
+		before := a.api.Load() + b.api.Load()
+		getJSONError(t, apiRequest(t, http.MethodGet, api, ""), http.StatusUnauthorized)
+		if a.api.Load()+b.api.Load() != before {
+			t.Error("an unauthenticated request reached a backend")
+		}
+	})
+	t.Run("every replica is health-checked on /readyz", func(t *testing.T) {
+		waitFor(t, "a /readyz probe on both replicas", func() bool { return a.readyz.Load() > 0 && b.readyz.Load() > 0 })
+	})
+	t.Run("requests spread over both replicas, signed", func(t *testing.T) {
+		for range 20 {
+			expectOK(t, apiRequest(t, http.MethodGet, api, key.Key))
+		}
+		if a.api.Load() == 0 || b.api.Load() == 0 {
+			t.Errorf("requests per replica: %d and %d, want both used", a.api.Load(), b.api.Load())
+		}
+		if n := a.badSig.Load() + b.badSig.Load(); n != 0 {
+			t.Errorf("%d requests reached a backend without a valid gateway signature", n)
+		}
+	})
+	t.Run("an unready replica gets no traffic", func(t *testing.T) {
+		b.ready.Store(http.StatusServiceUnavailable)
+		// Two failed probes: the first one's verdict has certainly been
+		// applied by the time the second is asked.
+		waitFor(t, "two failed /readyz probes", func() bool { return b.unready.Load() >= 2 })
+		before := b.api.Load()
+		for range 10 {
+			expectOK(t, apiRequest(t, http.MethodGet, api, key.Key))
+		}
+		if got := b.api.Load() - before; got != 0 {
+			t.Errorf("the unready replica served %d requests", got)
+		}
+		b.ready.Store(http.StatusOK)
+	})
+	t.Run("a dead replica loses no request, POST included", func(t *testing.T) {
+		a.stop() // connections to it are now refused
+		for range 10 {
+			expectOK(t, apiRequest(t, http.MethodPost, api, key.Key))
+		}
+	})
+	t.Run("the access log names the key id, never the key", func(t *testing.T) {
+		waitForLog(t, gw.Process, `"uri":"/api/v1/memory"`)
+		out := gw.Output()
+		if strings.Contains(out, key.Key) {
+			t.Fatal("the gateway log contains the plaintext API key")
+		}
+		found := false
+		sc := bufio.NewScanner(strings.NewReader(out))
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			var line struct {
+				Logger  string `json:"logger"`
+				UserID  string `json:"user_id"`
+				KeyID   string `json:"key_id"`
+				Request struct {
+					URI     string              `json:"uri"`
+					Headers map[string][]string `json:"headers"`
+				} `json:"request"`
+			}
+			if json.Unmarshal(sc.Bytes(), &line) != nil || !strings.HasPrefix(line.Logger, "http.log.access") {
+				continue
+			}
+			if _, ok := line.Request.Headers["Azen-Api-Key"]; ok {
+				t.Error("an access log line carries the Azen-Api-Key header")
+			}
+			if line.Request.URI == "/api/v1/memory" && line.KeyID == key.ID {
+				found = true
+				if line.UserID != key.ID {
+					t.Errorf("access log user_id %q, want the key id %q", line.UserID, key.ID)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no access log line with key_id %q:\n%s", key.ID, out)
+		}
+	})
+	t.Run("metrics on the admin endpoint", func(t *testing.T) {
+		resp, err := http.Get("http://" + gw.AdminAddr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		for _, m := range []string{"caddy_http_requests_total", "caddy_reverse_proxy_upstreams_healthy"} {
+			if !strings.Contains(string(body), m) {
+				t.Errorf("admin /metrics lacks %s", m)
+			}
+		}
+	})
+}
+
+func TestShippedCaddyfileDNSDiscoveryServes(t *testing.T) {
+	secret := testenv.GatewaySecret()
+	signer, err := contract.NewSigner(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stub := startDeployStub(t, signer)
+	_, port, _ := net.SplitHostPort(stub.addr)
+	env := map[string]string{
+		"AZEN_DATABASE_URL":       "sqlite:" + filepath.Join(t.TempDir(), "gateway.db"),
+		"AZEN_GATEWAY_SECRET":     secret,
+		"AZEN_BACKENDS_DISCOVERY": "dns",
+		// An IP literal resolves to itself: no DNS server needed.
+		"AZEN_BACKENDS_DNS_NAME": "127.0.0.1",
+		"AZEN_BACKENDS_DNS_PORT": port,
+	}
+	key := createDeployKey(t, env)
+	gw := testenv.StartGateway(t, string(readRepoFile(t, "Caddyfile")), env)
+	for range 3 {
+		expectOK(t, apiRequest(t, http.MethodPost, gw.URL+"/api/v1/memory", key.Key))
+	}
+	if stub.api.Load() != 3 || stub.badSig.Load() != 0 {
+		t.Errorf("the resolved backend served %d signed requests (%d unsigned), want 3", stub.api.Load(), stub.badSig.Load())
+	}
+}
