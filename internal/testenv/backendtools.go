@@ -28,7 +28,14 @@ func BackendCommand(t testing.TB, env map[string]string, args ...string) (stdout
 // own user when running as root), with every row of every table.
 func (p *Postgres) Dump(t testing.TB, url string) string {
 	t.Helper()
+	// p.bin may be a folder of links to a few tools only: prefer the pg_dump
+	// beside the real initdb, so client and server versions match.
 	path := filepath.Join(p.bin, "pg_dump")
+	if real, err := filepath.EvalSymlinks(filepath.Join(p.bin, "initdb")); err == nil {
+		if _, err := os.Stat(filepath.Join(filepath.Dir(real), "pg_dump")); err == nil {
+			path = filepath.Join(filepath.Dir(real), "pg_dump")
+		}
+	}
 	args := []string{"--no-owner", "--dbname=" + url}
 	if p.asUser != "" {
 		return run(t, "runuser", append([]string{"-u", p.asUser, "--", path}, args...)...)

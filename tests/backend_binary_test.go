@@ -1,0 +1,432 @@
+package tests
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/azen-sh/gateway/internal/contract"
+	"github.com/azen-sh/gateway/internal/testenv"
+)
+
+const (
+	bkOrg   = "3b1f7c9e-5d2a-4e8b-9c1d-2a3b4c5d6e7f"
+	bkOther = "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"
+)
+
+// bkClient signs requests as the gateway would for one backend process.
+type bkClient struct {
+	t      *testing.T
+	url    string
+	signer *contract.Signer
+}
+
+func newBkClient(t *testing.T, url, secret string) *bkClient {
+	s, err := contract.NewSigner(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &bkClient{t: t, url: url, signer: s}
+}
+
+// do sends a signed request for org/user and decodes the JSON answer.
+func (c *bkClient) do(method, path, body, org, user string) (int, map[string]any) {
+	c.t.Helper()
+	req, err := http.NewRequest(method, c.url+path, strings.NewReader(body))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if org != "" {
+		c.signer.SignRequest(req, contract.Identity{OrganizationID: org, UserID: user, KeyID: "key-" + user}, time.Now())
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.Header.Get("X-Request-Id") == "" {
+		c.t.Errorf("%s %s: no X-Request-Id", method, path)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(raw, &out); err != nil {
+		c.t.Fatalf("%s %s: %d, body is not JSON: %q", method, path, resp.StatusCode, raw)
+	}
+	return resp.StatusCode, out
+}
+
+func (c *bkClient) create(org, user, text, extra string) string {
+	c.t.Helper()
+	b, _ := json.Marshal(text)
+	code, body := c.do("POST", "/api/v1/memory", `{"text":`+string(b)+extra+`}`, org, user)
+	if code != 201 {
+		c.t.Fatalf("create: %d %v", code, body)
+	}
+	return body["memoryId"].(string)
+}
+
+func bkEnv(dbURL, secret, keys string) map[string]string {
+	return map[string]string{"AZEN_DATABASE_URL": dbURL, "AZEN_GATEWAY_SECRET": secret, "AZEN_ENCRYPTION_KEYS": keys}
+}
+
+// TestBackendBinary runs the real azen-backend against one shared
+// PostgreSQL server, a fresh database per case.
+func TestBackendBinary(t *testing.T) {
+	pg := testenv.StartPostgres(t)
+
+	t.Run("an existing client's flow: create, dedup, list all pages, search, patch, delete", func(t *testing.T) {
+		secret := testenv.GatewaySecret()
+		b := testenv.StartBackend(t, bkEnv(pg.CreateDatabase(t), secret, testenv.EncryptionKeys("k1")))
+		c := newBkClient(t, b.URL, secret)
+		var ids []string
+		for i := range 12 {
+			ids = append(ids, c.create(bkOrg, "alice", fmt.Sprintf("note %d about the Lighthouse keeper", i), ""))
+		}
+		first := c.create(bkOrg, "bob", "Bob likes sailing boats", `,"dedupKey":"bob-1","metadata":{"tag":"hobby"}`)
+		code, body := c.do("POST", "/api/v1/memory", `{"text":"again","dedupKey":"bob-1"}`, bkOrg, "alice")
+		if code != 200 || body["duplicated"] != true || body["memoryId"] != first {
+			t.Errorf("dedup: %d %v", code, body)
+		}
+		seen := map[string]bool{}
+		for page := 1; ; page++ {
+			code, body := c.do("GET", fmt.Sprintf("/api/v1/memory?page=%d&per=5", page), "", bkOrg, "alice")
+			if code != 200 || body["total_count"] != float64(13) || body["total_pages"] != float64(3) {
+				t.Fatalf("page %d: %d %v", page, code, body)
+			}
+			for _, m := range body["memories"].([]any) {
+				seen[m.(map[string]any)["id"].(string)] = true
+			}
+			if page == 3 {
+				break
+			}
+		}
+		if len(seen) != 13 {
+			t.Errorf("pages listed %d distinct memories, want 13", len(seen))
+		}
+		code, body = c.do("GET", "/api/v1/memory?userId=bob", "", bkOrg, "alice")
+		if code != 200 || body["total_count"] != float64(1) {
+			t.Errorf("userId filter: %d %v", code, body)
+		}
+		code, body = c.do("POST", "/api/v1/memory/search", `{"query":"SAILING boats","topK":3}`, bkOrg, "carol")
+		if code != 200 || len(body["memories"].([]any)) != 1 || body["rawMatches"].([]any)[0].(map[string]any)["id"] != first {
+			t.Errorf("search: %d %v", code, body)
+		}
+		code, body = c.do("POST", "/api/v1/memory/search", `{"query":"lighthouse","topK":50,"userId":"alice"}`, bkOrg, "carol")
+		if code != 200 || len(body["memories"].([]any)) != 12 {
+			t.Errorf("search by user: %d, %d results", code, len(body["memories"].([]any)))
+		}
+		if code, _ := c.do("GET", "/api/v1/memory/"+first, "", bkOther, "eve"); code != 404 {
+			t.Errorf("another organization reads: %d", code)
+		}
+		code, body = c.do("PATCH", "/api/v1/memory/"+first, `{"text":"Bob likes mountains"}`, bkOrg, "bob")
+		if code != 200 || body["memory"].(map[string]any)["content"] != "Bob likes mountains" {
+			t.Errorf("patch: %d %v", code, body)
+		}
+		if _, body := c.do("POST", "/api/v1/memory/search", `{"query":"sailing"}`, bkOrg, "bob"); len(body["memories"].([]any)) != 0 {
+			t.Errorf("old text still searchable: %v", body)
+		}
+		for _, id := range ids {
+			if code, body := c.do("DELETE", "/api/v1/memory/"+id, "", bkOrg, "alice"); code != 200 {
+				t.Fatalf("delete: %d %v", code, body)
+			}
+		}
+		if _, body := c.do("POST", "/api/v1/memory/search", `{"query":"lighthouse"}`, bkOrg, "alice"); len(body["memories"].([]any)) != 0 {
+			t.Errorf("deleted memories searchable: %v", body)
+		}
+		if code, _ := c.do("DELETE", "/api/v1/memory/"+ids[0], "", bkOrg, "alice"); code != 404 {
+			t.Errorf("second delete: %d", code)
+		}
+	})
+
+	t.Run("requests not signed by the gateway are 401", func(t *testing.T) {
+		secret := testenv.GatewaySecret()
+		b := testenv.StartBackend(t, bkEnv(pg.CreateDatabase(t), secret, testenv.EncryptionKeys("k1")))
+		for name, c := range map[string]*bkClient{
+			"unsigned":                   newBkClient(t, b.URL, secret),
+			"signed with a wrong secret": newBkClient(t, b.URL, testenv.GatewaySecret()),
+		} {
+			org := bkOrg
+			if name == "unsigned" {
+				org = ""
+			}
+			req, _ := http.NewRequest("GET", b.URL+"/api/v1/memory", nil)
+			req.Header.Set(contract.HeaderOrganizationID, bkOrg) // a forged, unsigned identity
+			if org != "" {
+				c.signer.SignRequest(req, contract.Identity{OrganizationID: org, UserID: "u", KeyID: "k"}, time.Now())
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := getJSONError(t, resp, 401)
+			if e.Status != "unauthorized" {
+				t.Errorf("%s: %v", name, e)
+			}
+		}
+		for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
+			resp, err := http.Get(b.URL + p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Errorf("%s: %d", p, resp.StatusCode)
+			}
+		}
+	})
+
+	t.Run("replicas started together on one empty database all come up", func(t *testing.T) {
+		secret := testenv.GatewaySecret()
+		env := bkEnv(pg.CreateDatabase(t), secret, testenv.EncryptionKeys("k1"))
+		_, bin := testenv.Binaries(t)
+		var urls []string
+		var procs []*testenv.Process
+		for i := range 4 {
+			addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+			e := map[string]string{"AZEN_BACKEND_ADDR": addr}
+			for k, v := range env {
+				e[k] = v
+			}
+			procs = append(procs, testenv.StartProcess(t, fmt.Sprint("replica-", i), bin, nil, e))
+			urls = append(urls, "http://"+addr)
+		}
+		for i, u := range urls {
+			waitFor(t, "replica healthy", func() bool {
+				if procs[i].Exited() {
+					t.Fatalf("replica %d exited:\n%s", i, procs[i].Output())
+				}
+				resp, err := http.Get(u + "/readyz")
+				if err != nil {
+					return false
+				}
+				resp.Body.Close()
+				return resp.StatusCode == 200
+			})
+		}
+		// A memory written through one replica is read through every other.
+		id := newBkClient(t, urls[0], secret).create(bkOrg, "u", "shared by replicas", "")
+		for _, u := range urls[1:] {
+			if code, _ := newBkClient(t, u, secret).do("GET", "/api/v1/memory/"+id, "", bkOrg, "u"); code != 200 {
+				t.Errorf("%s: %d", u, code)
+			}
+		}
+	})
+
+	t.Run("pg_dump of the database holds no word of any memory", func(t *testing.T) {
+		secret := testenv.GatewaySecret()
+		dbURL := pg.CreateDatabase(t)
+		b := testenv.StartBackend(t, bkEnv(dbURL, secret, testenv.EncryptionKeys("k1")))
+		c := newBkClient(t, b.URL, secret)
+		words := []string{"Xylophone", "marmalade", "Quixotic", "zeppelin", "Blueberry", "tangerine"}
+		c.create(bkOrg, "u", words[0]+" and "+words[1]+" on Tuesday", `,"dedupKey":"`+words[4]+`","metadata":{"note":"`+words[2]+`","`+words[5]+`":1}`)
+		id := c.create(bkOrg, "u", "temporary", "")
+		c.do("PATCH", "/api/v1/memory/"+id, `{"text":"`+words[3]+` flight"}`, bkOrg, "u")
+		if _, body := c.do("POST", "/api/v1/memory/search", `{"query":"zeppelin"}`, bkOrg, "u"); len(body["memories"].([]any)) != 1 {
+			t.Fatalf("search: %v", body)
+		}
+		dump := strings.ToLower(pg.Dump(t, dbURL))
+		if !strings.Contains(dump, "memory_terms") {
+			t.Fatalf("dump lacks the backend's tables:\n%.2000s", dump)
+		}
+		for _, w := range append(words, "tuesday", "flight") {
+			if strings.Contains(dump, strings.ToLower(w)) {
+				t.Errorf("%q appears in pg_dump", w)
+			}
+		}
+	})
+
+	t.Run("SIGTERM lets an in-flight request finish, then the process exits 0", func(t *testing.T) {
+		secret := testenv.GatewaySecret()
+		b := testenv.StartBackend(t, bkEnv(pg.CreateDatabase(t), secret, testenv.EncryptionKeys("k1")))
+		c := newBkClient(t, b.URL, secret)
+		body := []byte(`{"text":"written during shutdown"}`)
+		req, _ := http.NewRequest("POST", b.URL+"/api/v1/memory", bytes.NewReader(body))
+		c.signer.SignRequest(req, contract.Identity{OrganizationID: bkOrg, UserID: "u", KeyID: "k"}, time.Now())
+		conn, err := net.Dial("tcp", b.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		// Send the headers and half the body: the request is now in flight.
+		var head bytes.Buffer
+		fmt.Fprintf(&head, "POST /api/v1/memory HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\nContent-Type: application/json\r\n", b.Addr, len(body))
+		for k, v := range req.Header {
+			fmt.Fprintf(&head, "%s: %s\r\n", k, v[0])
+		}
+		head.WriteString("\r\n")
+		head.Write(body[:10])
+		if _, err := conn.Write(head.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+		waitForLog(t, b.Process, `"listening"`)
+		b.Signal(syscall.SIGTERM)
+		waitForLog(t, b.Process, "shutting down")
+		if _, err := conn.Write(body[10:]); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+		if err != nil {
+			t.Fatalf("in-flight request lost: %v", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 201 {
+			t.Errorf("in-flight request: %d", resp.StatusCode)
+		}
+		if err := b.Wait(30 * time.Second); err != nil {
+			t.Errorf("exit: %v\n%s", err, b.Output())
+		}
+		if !strings.Contains(b.Output(), `"stopped"`) {
+			t.Errorf("no clean stop in the log:\n%s", b.Output())
+		}
+	})
+
+	t.Run("rotate-keys re-encrypts every memory while a replica serves", func(t *testing.T) {
+		secret := testenv.GatewaySecret()
+		dbURL := pg.CreateDatabase(t)
+		oldKey, newKey := testenv.EncryptionKeys("old"), testenv.EncryptionKeys("new")
+		b := testenv.StartBackend(t, bkEnv(dbURL, secret, oldKey))
+		c := newBkClient(t, b.URL, secret)
+		var ids []string
+		for i := range 30 {
+			ids = append(ids, c.create(bkOrg, "u", fmt.Sprintf("rotation memory number%d", i), fmt.Sprintf(`,"dedupKey":"r%d"`, i)))
+		}
+		b.Signal(syscall.SIGTERM)
+		if err := b.Wait(30 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		// Step 2 of the documented procedure: the new key first, the old one still known.
+		b2 := testenv.StartBackend(t, bkEnv(dbURL, secret, newKey+","+oldKey))
+		c2 := newBkClient(t, b2.URL, secret)
+		stdout, stderr, err := testenv.BackendCommand(t, bkEnv(dbURL, "", newKey+","+oldKey), "rotate-keys", "--batch", "7")
+		if err != nil {
+			t.Fatalf("rotate-keys: %v\n%s\n%s", err, stdout, stderr)
+		}
+		if !strings.Contains(stdout, `"memories":30`) {
+			t.Errorf("rotate-keys output: %s", stdout)
+		}
+		if code, _ := c2.do("GET", "/api/v1/memory/"+ids[3], "", bkOrg, "u"); code != 200 {
+			t.Errorf("read during rotation window: %d", code)
+		}
+		b2.Signal(syscall.SIGTERM)
+		_ = b2.Wait(30 * time.Second)
+		// Step 3: the old key removed; everything still reads, searches and dedups.
+		b3 := testenv.StartBackend(t, bkEnv(dbURL, secret, newKey))
+		c3 := newBkClient(t, b3.URL, secret)
+		for _, id := range ids {
+			if code, body := c3.do("GET", "/api/v1/memory/"+id, "", bkOrg, "u"); code != 200 {
+				t.Fatalf("get after rotation: %d %v", code, body)
+			}
+		}
+		if _, body := c3.do("POST", "/api/v1/memory/search", `{"query":"number17"}`, bkOrg, "u"); len(body["memories"].([]any)) != 1 {
+			t.Errorf("search after rotation: %v", body)
+		}
+		if code, body := c3.do("POST", "/api/v1/memory", `{"text":"x","dedupKey":"r9"}`, bkOrg, "u"); code != 200 || body["memoryId"] != ids[9] {
+			t.Errorf("dedup after rotation: %d %v", code, body)
+		}
+	})
+
+	t.Run("a row whose key is not configured is a logged 500", func(t *testing.T) {
+		secret := testenv.GatewaySecret()
+		dbURL := pg.CreateDatabase(t)
+		b := testenv.StartBackend(t, bkEnv(dbURL, secret, testenv.EncryptionKeys("k1")))
+		id := newBkClient(t, b.URL, secret).create(bkOrg, "u", "sealed with k1", "")
+		b.Signal(syscall.SIGTERM)
+		_ = b.Wait(30 * time.Second)
+		b2 := testenv.StartBackend(t, bkEnv(dbURL, secret, testenv.EncryptionKeys("k2")))
+		req, _ := http.NewRequest("GET", b2.URL+"/api/v1/memory/"+id, nil)
+		req.Header.Set("X-Request-Id", "trace-me-123")
+		newBkClient(t, b2.URL, secret).signer.SignRequest(req, contract.Identity{OrganizationID: bkOrg, UserID: "u", KeyID: "k"}, time.Now())
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := getJSONError(t, resp, 500); e.Message != contract.MessageInternal {
+			t.Errorf("500 says %q", e.Message)
+		}
+		waitForLog(t, b2.Process, `"request_id":"trace-me-123"`)
+		if !strings.Contains(b2.Output(), "encryption key not configured") || strings.Contains(b2.Output(), "sealed with") {
+			t.Errorf("log:\n%s", b2.Output())
+		}
+	})
+}
+
+// TestBackendSQLiteFileHoldsNoPlaintext runs the embedded default (an SQLite
+// file) and reads the file and its WAL byte by byte.
+func TestBackendSQLiteFileHoldsNoPlaintext(t *testing.T) {
+	secret := testenv.GatewaySecret()
+	path := filepath.Join(t.TempDir(), "azen.db")
+	b := testenv.StartBackend(t, bkEnv("sqlite:"+path, secret, testenv.EncryptionKeys("k1")))
+	c := newBkClient(t, b.URL, secret)
+	c.create(bkOrg, "u", "Aardvark hibernation schedule", `,"metadata":{"Pomegranate":"Walrus"}`)
+	if _, body := c.do("POST", "/api/v1/memory/search", `{"query":"aardvark"}`, bkOrg, "u"); len(body["memories"].([]any)) != 1 {
+		t.Fatalf("search: %v", body)
+	}
+	b.Signal(syscall.SIGTERM)
+	if err := b.Wait(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	var all []byte
+	for _, p := range []string{path, path + "-wal"} {
+		data, err := os.ReadFile(p)
+		if err == nil {
+			all = append(all, bytes.ToLower(data)...)
+		}
+	}
+	if !bytes.Contains(all, []byte("memory_terms")) {
+		t.Fatal("the file does not hold the backend's tables")
+	}
+	for _, w := range []string{"aardvark", "hibernation", "schedule", "pomegranate", "walrus"} {
+		if bytes.Contains(all, []byte(w)) {
+			t.Errorf("%q appears in the SQLite file", w)
+		}
+	}
+}
+
+// TestBackendStartupErrors: a bad variable stops the process with one line
+// naming it, and no secret in it.
+func TestBackendStartupErrors(t *testing.T) {
+	secret := testenv.GatewaySecret()
+	keys := testenv.EncryptionKeys("k1")
+	db := "sqlite:" + filepath.Join(t.TempDir(), "a.db")
+	cases := []struct {
+		name, variable string
+		env            map[string]string
+	}{
+		{"missing secret", "AZEN_GATEWAY_SECRET", map[string]string{"AZEN_DATABASE_URL": db, "AZEN_ENCRYPTION_KEYS": keys}},
+		{"short secret", "AZEN_GATEWAY_SECRET", bkEnv(db, "short-secret", keys)},
+		{"missing keys", "AZEN_ENCRYPTION_KEYS", map[string]string{"AZEN_DATABASE_URL": db, "AZEN_GATEWAY_SECRET": secret}},
+		{"key of 16 bytes", "AZEN_ENCRYPTION_KEYS", bkEnv(db, secret, "k1:AAAAAAAAAAAAAAAAAAAAAA==")},
+		{"bad database URL", "AZEN_DATABASE_URL", bkEnv("mysql://x", secret, keys)},
+		{"bad listen address", "AZEN_BACKEND_ADDR", func() map[string]string {
+			e := bkEnv(db, secret, keys)
+			e["AZEN_BACKEND_ADDR"] = "nowhere"
+			return e
+		}()},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, stderr, err := testenv.BackendCommand(t, c.env)
+			if err == nil {
+				t.Fatal("started anyway")
+			}
+			lines := strings.Split(strings.TrimSpace(stderr), "\n")
+			if len(lines) != 1 || !strings.Contains(lines[0], c.variable) || strings.Contains(stderr, "panic") {
+				t.Errorf("stderr %q does not name %s in one line", stderr, c.variable)
+			}
+			if strings.Contains(stderr, secret) || strings.Contains(stderr, strings.SplitN(keys, ":", 2)[1]) {
+				t.Errorf("stderr leaks a secret: %q", stderr)
+			}
+		})
+	}
+}
