@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -69,6 +70,7 @@ type Handler struct {
 	// OnRedisError is local (default), allow or deny.
 	OnRedisError string `json:"on_redis_error,omitempty"`
 
+	keyVar        string // the variable name when Key is a single placeholder
 	defaultPolicy limiter.Policy
 	tiers         map[string]limiter.Policy
 	state         *state
@@ -123,6 +125,9 @@ func (h *Handler) applyDefaults() error {
 	if h.Rate == "" {
 		h.Rate = DefaultRate
 	}
+	if strings.HasPrefix(h.Key, "{") && strings.HasSuffix(h.Key, "}") && strings.Count(h.Key, "{") == 1 && strings.Count(h.Key, "}") == 1 {
+		h.keyVar = h.Key[1 : len(h.Key)-1]
+	}
 	if h.Cost == 0 {
 		h.Cost = 1
 	}
@@ -148,6 +153,9 @@ func (h *Handler) parsePolicies() error {
 		return fmt.Errorf("burst must be at least 1, got %d", h.Burst)
 	}
 	h.defaultPolicy = limiter.NewPolicy(defaultPolicyName, ratespec.Policy{Rate: r, Burst: h.Burst})
+	if err := h.defaultPolicy.Check(); err != nil {
+		return err
+	}
 	h.tiers = make(map[string]limiter.Policy, len(h.Tiers))
 	for name, text := range h.Tiers {
 		if !tierNamePattern.MatchString(name) {
@@ -158,6 +166,9 @@ func (h *Handler) parsePolicies() error {
 			return fmt.Errorf("tier %s: %w", name, err)
 		}
 		h.tiers[name] = limiter.NewPolicy(name, p)
+		if err := h.tiers[name].Check(); err != nil {
+			return fmt.Errorf("tier %s: %w", name, err)
+		}
 	}
 	return nil
 }
@@ -202,7 +213,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if repl == nil {
 		repl = caddy.NewReplacer()
 	}
-	key := repl.ReplaceAll(h.Key, "")
+	key := h.resolveKey(repl)
 	if key == "" {
 		// Limiting an empty key would put every caller in one bucket.
 		return caddyhttp.Error(http.StatusInternalServerError,
@@ -225,19 +236,33 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return next.ServeHTTP(w, r)
 }
 
+// resolveKey expands the key placeholder; a key that is one placeholder
+// (the usual case) is looked up directly, without template parsing.
+func (h *Handler) resolveKey(repl *caddy.Replacer) string {
+	if h.keyVar != "" {
+		v, _ := repl.GetString(h.keyVar)
+		return v
+	}
+	return repl.ReplaceAll(h.Key, "")
+}
+
 // policyFor picks the request's policy: the key's own override, else its
 // tier, else the default.
 func (h *Handler) policyFor(repl *caddy.Replacer) limiter.Policy {
-	if text := repl.ReplaceAll("{azen.rate_limit}", ""); text != "" {
-		p, err := ratespec.ParsePolicy(text)
+	if text, _ := repl.GetString("azen.rate_limit"); text != "" {
+		rp, err := ratespec.ParsePolicy(text)
 		if err == nil {
-			return limiter.NewPolicy(overridePolicyName, p)
+			p := limiter.NewPolicy(overridePolicyName, rp)
+			if err = p.Check(); err == nil {
+				return p
+			}
 		}
 		if ce := h.logger.Check(zapcore.WarnLevel, "ignoring a key's malformed rate_limit override"); ce != nil {
-			ce.Write(zap.String("key_id", repl.ReplaceAll("{azen.key_id}", "")), zap.Error(err))
+			keyID, _ := repl.GetString("azen.key_id")
+			ce.Write(zap.String("key_id", keyID), zap.Error(err))
 		}
 	}
-	if tier := repl.ReplaceAll("{azen.tier}", ""); tier != "" {
+	if tier, _ := repl.GetString("azen.tier"); tier != "" {
 		if p, ok := h.tiers[tier]; ok {
 			return p
 		}

@@ -277,7 +277,7 @@ func TestHeartbeatCountsGateways(t *testing.T) {
 func BenchmarkServeHTTPLocal(b *testing.B) {
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
-	h := &Handler{Rate: "1000000000/s"}
+	h := &Handler{Rate: "1000000/s"}
 	if err := h.Provision(ctx); err != nil {
 		b.Fatal(err)
 	}
@@ -289,7 +289,7 @@ func BenchmarkServeHTTPRedis(b *testing.B) {
 	rs := testenv.StartRedis(b)
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
-	h := &Handler{Redis: rs.URL(), Rate: "1000000000/s"}
+	h := &Handler{Redis: rs.URL(), Rate: "1000000/s"}
 	if err := h.Provision(ctx); err != nil {
 		b.Fatal(err)
 	}

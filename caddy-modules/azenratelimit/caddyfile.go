@@ -119,7 +119,16 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return d.Errf("unknown subdirective %q (want redis, key, rate, burst, tier, cost, timeout or on_redis_error)", sub)
 		}
 	}
-	return h.checkCost(d)
+	if err := h.checkCost(d); err != nil {
+		return err
+	}
+	// The rest (rates too fine to apply exactly) is checked as at provision.
+	probe := *h
+	probe.Tiers = h.Tiers
+	if err := probe.applyDefaults(); err != nil {
+		return d.Err(err.Error())
+	}
+	return nil
 }
 
 // checkCost refuses a cost no request could ever pay, naming the policy.

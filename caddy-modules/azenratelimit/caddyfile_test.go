@@ -58,6 +58,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{name: "tier bad burst word", input: "azen_ratelimit {\n tier pro 5/m bust 3\n}", wantErr: `tier pro: policy`},
 		{name: "tier burst zero", input: "azen_ratelimit {\n tier pro 5/m burst 0\n}", wantErr: `tier pro: burst must be`},
 		{name: "tier bad name", input: "azen_ratelimit {\n tier \"p r o\" 5/m\n}", wantErr: `tier name "p r o"`},
+		{name: "rate too fine to apply", input: "azen_ratelimit {\n rate 2000000/s\n}", wantErr: `too high`},
+		{name: "burst too big to refill", input: "azen_ratelimit {\n rate 1/d\n burst 1000\n}", wantErr: `more than a year`},
 		{name: "argument on the directive line", input: "azen_ratelimit 60/m", wantErr: `takes no arguments`},
 	}
 	for _, tt := range tests {

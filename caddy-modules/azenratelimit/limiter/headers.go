@@ -4,6 +4,17 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
+)
+
+// Canonical header names, set directly to skip canonicalisation per request.
+const (
+	hLimit      = "X-Ratelimit-Limit"
+	hRemaining  = "X-Ratelimit-Remaining"
+	hReset      = "X-Ratelimit-Reset"
+	hPolicy     = "Ratelimit-Policy"
+	hRateLimit  = "Ratelimit"
+	hRetryAfter = "Retry-After"
 )
 
 // SetHeaders writes the rate-limit fields of contract §5 for a decision under
@@ -19,15 +30,20 @@ import (
 func SetHeaders(h http.Header, p Policy, d Decision) {
 	remaining := strconv.Itoa(max(0, d.Remaining))
 	reset := strconv.FormatInt(ceilSecondsOrZero(d.ResetAfter), 10)
-	h.Set("X-RateLimit-Limit", strconv.Itoa(p.Rate.Count))
-	h.Set("X-RateLimit-Remaining", remaining)
-	h.Set("X-RateLimit-Reset", reset)
-	h.Set("RateLimit-Policy", fmt.Sprintf("%q;q=%d;w=%d", p.Name, p.Rate.Count, p.WindowSeconds()))
-	h.Set("RateLimit", fmt.Sprintf("%q;r=%s;t=%s", p.Name, remaining, reset))
+	policyField := p.policyField
+	if policyField == "" {
+		policyField = p.makePolicyField()
+	}
+	name, _, _ := strings.Cut(policyField, ";")
+	h[hLimit] = []string{strconv.Itoa(p.Rate.Count)}
+	h[hRemaining] = []string{remaining}
+	h[hReset] = []string{reset}
+	h[hPolicy] = []string{policyField}
+	h[hRateLimit] = []string{name + ";r=" + remaining + ";t=" + reset}
 	if !d.Allowed {
-		h.Set("Retry-After", strconv.FormatInt(RetryAfterSeconds(d), 10))
+		h[hRetryAfter] = []string{strconv.FormatInt(RetryAfterSeconds(d), 10)}
 	} else {
-		h.Del("Retry-After")
+		delete(h, hRetryAfter)
 	}
 }
 

@@ -66,6 +66,17 @@ func TestBucketNamespacing(t *testing.T) {
 	}
 }
 
+func TestPolicyCheck(t *testing.T) {
+	for text, ok := range map[string]bool{
+		"60/m": true, "1000000/s": true, "1000001/s": false,
+		"1/d burst 366": true, "1/d burst 367": false, "100/h burst 1000000000": false,
+	} {
+		if err := policy(t, "p", text).Check(); (err == nil) != ok {
+			t.Errorf("%s: Check() = %v, want ok=%v", text, err, ok)
+		}
+	}
+}
+
 func TestDivide(t *testing.T) {
 	p := policy(t, "pro", "600/m burst 100")
 	tests := []struct {
@@ -250,6 +261,14 @@ func TestHeaders(t *testing.T) {
 	}
 }
 
+func TestHeaderNamesAreCanonical(t *testing.T) {
+	for _, k := range []string{hLimit, hRemaining, hReset, hPolicy, hRateLimit, hRetryAfter} {
+		if http.CanonicalHeaderKey(k) != k {
+			t.Errorf("%s is not canonical", k)
+		}
+	}
+}
+
 func TestRefusalMessage(t *testing.T) {
 	tests := []struct {
 		policy string
@@ -309,7 +328,7 @@ func FuzzGCRA(f *testing.F) {
 
 func BenchmarkLocalAllow(b *testing.B) {
 	l := NewLocal(nil)
-	p := NewPolicy("default", ratespec.Policy{Rate: ratespec.Rate{Count: 1 << 30, Period: time.Second}})
+	p := NewPolicy("default", ratespec.Policy{Rate: ratespec.Rate{Count: 1_000_000, Period: time.Second}})
 	keys := make([]string, 1024)
 	for i := range keys {
 		keys[i] = p.Bucket(strconv.Itoa(i))

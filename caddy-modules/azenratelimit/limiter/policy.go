@@ -23,6 +23,10 @@ type Policy struct {
 	Name  string
 	Rate  ratespec.Rate
 	Burst int
+
+	// Precomputed by NewPolicy to keep string building off the request path.
+	bucketPrefix string
+	policyField  string
 }
 
 // NewPolicy builds a policy from a parsed ratespec policy; a missing burst
@@ -32,7 +36,38 @@ func NewPolicy(name string, p ratespec.Policy) Policy {
 	if burst == 0 {
 		burst = p.Count
 	}
-	return Policy{Name: name, Rate: p.Rate, Burst: burst}
+	q := Policy{Name: name, Rate: p.Rate, Burst: burst}
+	q.bucketPrefix = q.makeBucketPrefix()
+	q.policyField = q.makePolicyField()
+	return q
+}
+
+func (p Policy) makeBucketPrefix() string { return "azen:rl:" + p.Name + ":" + p.ID() + ":" }
+
+// makePolicyField is the draft-10 RateLimit-Policy value: "NAME";q=COUNT;w=SECONDS.
+func (p Policy) makePolicyField() string {
+	return strconv.Quote(p.Name) + ";q=" + strconv.Itoa(p.Rate.Count) + ";w=" + strconv.FormatInt(p.WindowSeconds(), 10)
+}
+
+// Bounds that keep the GCRA arithmetic exact and far from overflow.
+const (
+	minEmission = time.Microsecond     // at most a million requests per second
+	maxBucket   = 366 * 24 * time.Hour // a full bucket refills within a year
+)
+
+// Check reports a policy the limiter cannot apply exactly.
+func (p Policy) Check() error {
+	if p.Rate.Count < 1 || p.Rate.Period <= 0 || p.Burst < 1 {
+		return fmt.Errorf("policy %s: count, period and burst must be positive", p)
+	}
+	e := p.Emission()
+	if e < minEmission {
+		return fmt.Errorf("rate %s is too high: at most one request per %s", p.Rate, minEmission)
+	}
+	if time.Duration(p.Burst) > maxBucket/e {
+		return fmt.Errorf("burst %d at %s takes more than a year to refill", p.Burst, p.Rate)
+	}
+	return nil
 }
 
 // Emission is the GCRA emission interval: the time one request's worth of
@@ -68,7 +103,11 @@ func (p Policy) Bucket(key string) string {
 		sum := sha256.Sum256([]byte(key))
 		key = "sha256-" + hex.EncodeToString(sum[:16])
 	}
-	return "azen:rl:" + p.Name + ":" + p.ID() + ":" + key
+	prefix := p.bucketPrefix
+	if prefix == "" {
+		prefix = p.makeBucketPrefix()
+	}
+	return prefix + key
 }
 
 // Divide returns the share of p one of n gateways may grant on its own: the
