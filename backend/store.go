@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sort"
 	"strings"
 	"time"
 
@@ -394,21 +393,45 @@ func (s *Store) Search(ctx context.Context, orgID, userID, query string, topK in
 	}
 	termOf := make(map[string]int) // token -> query term index
 	var tokens [][]byte
-	i := 0
+	nTerms := 0
 	for term := range freq {
 		for _, tok := range s.kr.allTokens("t", orgID, term) {
-			termOf[string(tok)] = i
+			termOf[string(tok)] = nTerms
 			tokens = append(tokens, tok)
 		}
-		i++
+		nTerms++
 	}
-	nTerms := i
 
 	scope := `organization_id = ?`
 	scopeArgs := []any{orgID}
+	userFilter := ""
 	if userID != "" {
 		scope += ` AND user_id = ?`
 		scopeArgs = append(scopeArgs, userID)
+		userFilter = ` AND user_id = ?`
+	}
+	withUser := func(args ...any) []any {
+		if userID != "" {
+			args = append(args, userID)
+		}
+		return args
+	}
+
+	// Document frequency of each query term in the scope (an index scan of
+	// the postings), for the idf weights.
+	dq, dargs, err := sqlx.In(`SELECT token, COUNT(*) AS df FROM memory_terms WHERE token IN (?)`+userFilter+` GROUP BY token`, withUser(tokens)...)
+	if err != nil {
+		return nil, fmt.Errorf("build search query: %w", err)
+	}
+	var dfs []struct {
+		Token []byte `db:"token"`
+		DF    int64  `db:"df"`
+	}
+	if err := s.db.SelectContext(ctx, &dfs, s.db.Rebind(dq), dargs...); err != nil {
+		return nil, fmt.Errorf("search document frequencies: %w", err)
+	}
+	if len(dfs) == 0 {
+		return []Match{}, nil
 	}
 	var stats struct {
 		N     int64 `db:"n"`
@@ -424,87 +447,71 @@ func (s *Store) Search(ctx context.Context, orgID, userID, query string, topK in
 	if avgdl == 0 {
 		avgdl = 1
 	}
-
-	pq := `SELECT token, memory_id, tf, doc_len FROM memory_terms WHERE token IN (?)`
-	pargs := []any{tokens}
-	if userID != "" {
-		pq += ` AND user_id = ?`
-		pargs = append(pargs, userID)
+	df := make([]int64, nTerms)
+	for _, d := range dfs {
+		df[termOf[string(d.Token)]] += d.DF
 	}
-	pq, pargs, err := sqlx.In(pq, pargs...)
+
+	// BM25 is summed in the database so that only the top K come back:
+	// idf(t) * tf*(k1+1) / (tf + k1*(1-b) + k1*b*len/avgdl) per matching term.
+	//
+	// Terms found in more than half of the scope act as stop words: their
+	// idf is at most ln 2 (a term in one memory of 10 000 weighs about 9),
+	// yet scanning their postings is most of the cost of a search. They are
+	// left out of the ranking when the query has at least one rarer term,
+	// and used as usual when it has none.
+	selective := func(t int) bool { return df[t]*2 <= stats.N }
+	anySelective := false
+	for t := range df {
+		if df[t] > 0 && selective(t) {
+			anySelective = true
+		}
+	}
+	var b strings.Builder
+	var args []any
+	present := make([][]byte, 0, len(dfs))
+	b.WriteString(`SELECT memory_id, SUM(CASE token`)
+	for _, d := range dfs {
+		t := termOf[string(d.Token)]
+		if anySelective && !selective(t) {
+			continue
+		}
+		idf := math.Log(1 + (float64(stats.N)-float64(df[t])+0.5)/(float64(df[t])+0.5))
+		b.WriteString(` WHEN ? THEN CAST(? AS DOUBLE PRECISION)`)
+		args = append(args, d.Token, idf)
+		present = append(present, d.Token)
+	}
+	b.WriteString(` ELSE 0 END * tf * CAST(? AS DOUBLE PRECISION) / (tf + CAST(? AS DOUBLE PRECISION) + CAST(? AS DOUBLE PRECISION) * doc_len)) AS score` +
+		` FROM memory_terms WHERE token IN (?)` + userFilter +
+		` GROUP BY memory_id ORDER BY score DESC, memory_id DESC LIMIT ?`)
+	args = append(args, bm25K1+1, bm25K1*(1-bm25B), bm25K1*bm25B/avgdl, present)
+	args = withUser(args...)
+	args = append(args, topK)
+	sq, sargs, err := sqlx.In(b.String(), args...)
 	if err != nil {
 		return nil, fmt.Errorf("build search query: %w", err)
 	}
-	rows, err := s.db.QueryContext(ctx, s.db.Rebind(pq), pargs...)
-	if err != nil {
-		return nil, fmt.Errorf("search postings: %w", err)
+	var ranked []struct {
+		ID    string  `db:"memory_id"`
+		Score float64 `db:"score"`
 	}
-	type posting struct {
-		term   int
-		tf     int
-		docLen int
+	if err := s.db.SelectContext(ctx, &ranked, s.db.Rebind(sq), sargs...); err != nil {
+		return nil, fmt.Errorf("search ranking: %w", err)
 	}
-	byDoc := make(map[string][]posting)
-	df := make([]int, nTerms)
-	for rows.Next() {
-		var tok []byte
-		var p posting
-		var memID string
-		if err := rows.Scan(&tok, &memID, &p.tf, &p.docLen); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("read postings: %w", err)
-		}
-		p.term = termOf[string(tok)]
-		df[p.term]++
-		byDoc[memID] = append(byDoc[memID], p)
-	}
-	if err := rows.Close(); err != nil {
-		return nil, fmt.Errorf("read postings: %w", err)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read postings: %w", err)
-	}
-	if len(byDoc) == 0 {
+	if len(ranked) == 0 {
 		return []Match{}, nil
-	}
-
-	idf := make([]float64, nTerms)
-	for t, d := range df {
-		idf[t] = math.Log(1 + (float64(stats.N)-float64(d)+0.5)/(float64(d)+0.5))
-	}
-	type scored struct {
-		id    string
-		score float64
-	}
-	ranked := make([]scored, 0, len(byDoc))
-	for id, ps := range byDoc {
-		var sc float64
-		for _, p := range ps {
-			tf := float64(p.tf)
-			sc += idf[p.term] * tf * (bm25K1 + 1) / (tf + bm25K1*(1-bm25B+bm25B*float64(p.docLen)/avgdl))
-		}
-		ranked = append(ranked, scored{id, sc})
-	}
-	sort.Slice(ranked, func(i, j int) bool {
-		if ranked[i].score != ranked[j].score {
-			return ranked[i].score > ranked[j].score
-		}
-		return ranked[i].id > ranked[j].id // UUIDv7: newer first on ties
-	})
-	if len(ranked) > topK {
-		ranked = ranked[:topK]
 	}
 
 	ids := make([]string, len(ranked))
 	for i, r := range ranked {
-		ids[i] = r.id
+		ids[i] = r.ID
 	}
-	q, args, err := sqlx.In(`SELECT `+memoryColumns+` FROM memories WHERE organization_id = ? AND id IN (?)`, orgID, ids)
+	q, qargs, err := sqlx.In(`SELECT `+memoryColumns+` FROM memories WHERE organization_id = ? AND id IN (?)`, orgID, ids)
 	if err != nil {
 		return nil, fmt.Errorf("build fetch query: %w", err)
 	}
 	var mrows []memoryRow
-	if err := s.db.SelectContext(ctx, &mrows, s.db.Rebind(q), args...); err != nil {
+	if err := s.db.SelectContext(ctx, &mrows, s.db.Rebind(q), qargs...); err != nil {
 		return nil, fmt.Errorf("fetch matches: %w", err)
 	}
 	byID := make(map[string]memoryRow, len(mrows))
@@ -513,15 +520,15 @@ func (s *Store) Search(ctx context.Context, orgID, userID, query string, topK in
 	}
 	out := make([]Match, 0, len(ranked))
 	for _, r := range ranked {
-		row, ok := byID[r.id]
+		row, ok := byID[r.ID]
 		if !ok {
-			continue // deleted meanwhile, or another organization's token collision
+			continue // deleted meanwhile
 		}
 		m, _, err := s.decode(row)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, Match{Memory: m, Score: r.score})
+		out = append(out, Match{Memory: m, Score: r.Score})
 	}
 	return out, nil
 }

@@ -262,6 +262,9 @@ func storeRules(t *testing.T, newDB func(t *testing.T) string) {
 		if ids := searchIDs(t, s, orgA, "", "kubernetes cluster", 1); len(ids) != 1 || ids[0] != best {
 			t.Errorf("topK 1: %v", ids)
 		}
+		if ids := searchIDs(t, s, orgA, "", "cluster", 10); len(ids) != 7 {
+			t.Errorf("a query of only a common term: %d results, want 7", len(ids))
+		}
 		if ids := searchIDs(t, s, orgA, "", "?!", 5); len(ids) != 0 {
 			t.Errorf("query without terms: %v", ids)
 		}

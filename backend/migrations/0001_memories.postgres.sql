@@ -26,6 +26,6 @@ CREATE TABLE memory_terms (
 	user_id   TEXT NOT NULL,
 	tf        INTEGER NOT NULL,
 	doc_len   INTEGER NOT NULL,
-	PRIMARY KEY (token, memory_id)
+	PRIMARY KEY (token, memory_id) INCLUDE (user_id, tf, doc_len)
 );
 CREATE INDEX memory_terms_memory ON memory_terms (memory_id);
