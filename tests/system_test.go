@@ -1,0 +1,308 @@
+package tests
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/azen-sh/gateway/internal/testenv"
+)
+
+// sysStack is the whole system as it is deployed: PostgreSQL, Redis, N
+// backend replicas and M gateways running the shipped Caddyfile.
+type sysStack struct {
+	env      map[string]string // shared by every process and the keys CLI
+	backends []*testenv.Backend
+	gateways []*testenv.Gateway
+}
+
+func startSystem(t *testing.T, nBackends, nGateways int) *sysStack {
+	t.Helper()
+	pg := testenv.StartPostgres(t)
+	rd := testenv.StartRedis(t)
+	s := &sysStack{env: map[string]string{
+		"AZEN_DATABASE_URL":    pg.CreateDatabase(t),
+		"AZEN_REDIS_URL":       rd.URL(),
+		"AZEN_GATEWAY_SECRET":  testenv.GatewaySecret(),
+		"AZEN_ENCRYPTION_KEYS": testenv.EncryptionKeys("k1"),
+	}}
+	addrs := ""
+	for i := 0; i < nBackends; i++ {
+		b := testenv.StartBackend(t, s.env)
+		s.backends = append(s.backends, b)
+		addrs += b.Addr + " "
+	}
+	caddyfile, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "Caddyfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gwEnv := map[string]string{"AZEN_BACKENDS": addrs}
+	for k, v := range s.env {
+		gwEnv[k] = v
+	}
+	for i := 0; i < nGateways; i++ {
+		s.gateways = append(s.gateways, testenv.StartGateway(t, string(caddyfile), gwEnv))
+	}
+	return s
+}
+
+// sysCall sends a JSON request with an API key and decodes the answer.
+func sysCall(t *testing.T, method, url, key string, body any) (int, map[string]any) {
+	t.Helper()
+	code, out, err := sysTry(method, url, key, body)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	return code, out
+}
+
+func sysTry(method, url, key string, body any) (int, map[string]any, error) {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("azen-api-key", key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return resp.StatusCode, nil, fmt.Errorf("status %d, body not JSON: %q", resp.StatusCode, raw)
+	}
+	return resp.StatusCode, out, nil
+}
+
+// TestSystemThroughTwoGateways is the client's whole journey, as the Azen
+// SDK makes it, through both gateways of a two-replica deployment.
+func TestSystemThroughTwoGateways(t *testing.T) {
+	s := startSystem(t, 2, 2)
+	org := testenv.NewUUID()
+	key := testenv.CreateKeyFull(t, s.env, "--org", org, "--user", "alice", "--rate", "6000/m", "--burst", "1000")
+	otherKey := testenv.CreateKeyFull(t, s.env, "--user", "mallory")
+	gw1, gw2 := s.gateways[0].URL+"/api/v1", s.gateways[1].URL+"/api/v1"
+
+	// Create through both gateways.
+	texts := []string{
+		"Alice prefers green tea in the morning",
+		"Alice is allergic to peanuts",
+		"The quarterly report is due on Friday",
+		"Green tea with jasmine is Alice's favourite",
+		"Bob likes espresso",
+	}
+	ids := map[string]string{}
+	for i, text := range texts {
+		gw := gw1
+		if i%2 == 1 {
+			gw = gw2
+		}
+		code, body := sysCall(t, "POST", gw+"/memory", key.Key, map[string]any{"text": text, "metadata": map[string]any{"n": i}})
+		if code != 201 || body["status"] != "success" || body["memoryId"] == nil || body["embeddingStatus"] != "completed" {
+			t.Fatalf("create %q: %d %v", text, code, body)
+		}
+		ids[body["memoryId"].(string)] = text
+	}
+
+	t.Run("dedupKey is honoured across gateways", func(t *testing.T) {
+		code, first := sysCall(t, "POST", gw1+"/memory", key.Key, map[string]any{"text": "dedup me", "dedupKey": "pref:tea"})
+		if code != 201 {
+			t.Fatalf("first: %d %v", code, first)
+		}
+		code, second := sysCall(t, "POST", gw2+"/memory", key.Key, map[string]any{"text": "dedup me again", "dedupKey": "pref:tea"})
+		if code != 200 || second["duplicated"] != true || second["memoryId"] != first["memoryId"] {
+			t.Fatalf("second: %d %v", code, second)
+		}
+		ids[first["memoryId"].(string)] = "dedup me"
+	})
+
+	t.Run("list every page through the other gateway", func(t *testing.T) {
+		seen := map[string]bool{}
+		for page := 1; ; page++ {
+			code, body := sysCall(t, "GET", fmt.Sprintf("%s/memory?page=%d&per=2", gw2, page), key.Key, nil)
+			if code != 200 {
+				t.Fatalf("page %d: %d %v", page, code, body)
+			}
+			mems := body["memories"].([]any)
+			for _, m := range mems {
+				mm := m.(map[string]any)
+				id := mm["id"].(string)
+				if mm["content"] != ids[id] || mm["userId"] != "alice" || mm["embedded"] != true {
+					t.Errorf("memory %v", mm)
+				}
+				seen[id] = true
+			}
+			if total := int(body["total_count"].(float64)); total != len(ids) {
+				t.Fatalf("total_count %d, want %d", total, len(ids))
+			}
+			if page >= int(body["total_pages"].(float64)) {
+				break
+			}
+		}
+		if len(seen) != len(ids) {
+			t.Fatalf("listed %d memories, want %d", len(seen), len(ids))
+		}
+	})
+
+	t.Run("search finds the right memories best first", func(t *testing.T) {
+		code, body := sysCall(t, "POST", gw1+"/memory/search", key.Key, map[string]any{"query": "GREEN tea", "topK": 3})
+		if code != 200 {
+			t.Fatalf("%d %v", code, body)
+		}
+		mems := body["memories"].([]any)
+		raw := body["rawMatches"].([]any)
+		if len(mems) != 2 || len(raw) != 2 {
+			t.Fatalf("search returned %d memories, %d matches: %v", len(mems), len(raw), body)
+		}
+		for i := range mems {
+			if mems[i].(map[string]any)["id"] != raw[i].(map[string]any)["id"] {
+				t.Errorf("rawMatches[%d] does not score memories[%d]", i, i)
+			}
+		}
+	})
+
+	t.Run("another organization sees nothing", func(t *testing.T) {
+		for id := range ids {
+			code, body := sysCall(t, "GET", gw1+"/memory/"+id, otherKey.Key, nil)
+			if code != 404 || body["status"] != "not_found" {
+				t.Fatalf("other org GET: %d %v", code, body)
+			}
+			break
+		}
+		code, body := sysCall(t, "POST", gw2+"/memory/search", otherKey.Key, map[string]any{"query": "tea"})
+		if code != 200 || len(body["memories"].([]any)) != 0 {
+			t.Fatalf("other org search: %d %v", code, body)
+		}
+	})
+
+	t.Run("update and delete show at once on the other gateway", func(t *testing.T) {
+		var id string
+		for i, text := range ids {
+			if text == texts[4] {
+				id = i
+			}
+		}
+		code, body := sysCall(t, "PATCH", gw1+"/memory/"+id, key.Key, map[string]any{"text": "Bob now prefers matcha"})
+		if code != 200 || body["memory"].(map[string]any)["content"] != "Bob now prefers matcha" {
+			t.Fatalf("patch: %d %v", code, body)
+		}
+		code, body = sysCall(t, "POST", gw2+"/memory/search", key.Key, map[string]any{"query": "matcha"})
+		if code != 200 || len(body["memories"].([]any)) != 1 {
+			t.Fatalf("search after patch: %d %v", code, body)
+		}
+		code, body = sysCall(t, "DELETE", gw2+"/memory/"+id, key.Key, nil)
+		if code != 200 || body["deleted"] != true {
+			t.Fatalf("delete: %d %v", code, body)
+		}
+		code, _ = sysCall(t, "GET", gw1+"/memory/"+id, key.Key, nil)
+		if code != 404 {
+			t.Fatalf("GET after delete: %d", code)
+		}
+		code, _ = sysCall(t, "DELETE", gw1+"/memory/"+id, key.Key, nil)
+		if code != 404 {
+			t.Fatalf("second delete: %d", code)
+		}
+		code, body = sysCall(t, "POST", gw1+"/memory/search", key.Key, map[string]any{"query": "matcha"})
+		if code != 200 || len(body["memories"].([]any)) != 0 {
+			t.Fatalf("search after delete: %d %v", code, body)
+		}
+	})
+
+	t.Run("a disabled key stops on both gateways", func(t *testing.T) {
+		testenv.Command(t, s.env, "keys", "disable", key.ID)
+		deadline := time.Now().Add(time.Second)
+		for _, gw := range []string{gw1, gw2} {
+			for {
+				code, body := sysCall(t, "GET", gw+"/memory", key.Key, nil)
+				if code == 403 && body["status"] == "forbidden" {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s still answers %d a second after disable", gw, code)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+	})
+}
+
+// TestSystemLosesNothingWhenAReplicaStops sends steady writes and reads
+// through the gateway while one backend replica is stopped with SIGTERM:
+// no request may fail and every acknowledged write must be readable after.
+func TestSystemLosesNothingWhenAReplicaStops(t *testing.T) {
+	s := startSystem(t, 2, 1)
+	key := testenv.CreateKeyFull(t, s.env, "--rate", "100000/m", "--burst", "100000")
+	api := s.gateways[0].URL + "/api/v1"
+
+	var (
+		stop     atomic.Bool
+		mu       sync.Mutex
+		acked    []string
+		failures []string
+		requests atomic.Int64
+		wg       sync.WaitGroup
+	)
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; !stop.Load(); i++ {
+				code, body, err := sysTry("POST", api+"/memory", key.Key, map[string]any{"text": fmt.Sprintf("worker %d write %d", w, i)})
+				requests.Add(1)
+				mu.Lock()
+				if err != nil || code != 201 {
+					failures = append(failures, fmt.Sprintf("POST: %d %v %v", code, body, err))
+				} else {
+					acked = append(acked, body["memoryId"].(string))
+				}
+				mu.Unlock()
+				code, body, err = sysTry("GET", api+"/memory?per=5", key.Key, nil)
+				requests.Add(1)
+				if err != nil || code != 200 {
+					mu.Lock()
+					failures = append(failures, fmt.Sprintf("GET: %d %v %v", code, body, err))
+					mu.Unlock()
+				}
+			}
+		}(w)
+	}
+
+	time.Sleep(1500 * time.Millisecond)
+	s.backends[0].Signal(syscall.SIGTERM)
+	if err := s.backends[0].Wait(30 * time.Second); err != nil {
+		t.Errorf("backend did not exit cleanly on SIGTERM: %v", err)
+	}
+	time.Sleep(1500 * time.Millisecond) // keep the load on the survivor
+	stop.Store(true)
+	wg.Wait()
+
+	t.Logf("%d requests, %d acknowledged writes", requests.Load(), len(acked))
+	if len(failures) > 0 {
+		t.Fatalf("%d of %d requests failed while a replica stopped; first: %s", len(failures), requests.Load(), failures[0])
+	}
+	if len(acked) < 20 {
+		t.Fatalf("only %d writes acknowledged: the load was not steady", len(acked))
+	}
+	for _, id := range acked {
+		code, body := sysCall(t, "GET", api+"/memory/"+id, key.Key, nil)
+		if code != 200 {
+			t.Fatalf("acknowledged write %s lost: %d %v", id, code, body)
+		}
+	}
+}
