@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -48,11 +49,14 @@ type Store struct {
 	db  *sqldb.DB
 	kr  *keyring
 	now func() time.Time
+
+	statsMu sync.Mutex
+	stats   map[string]corpusStats // by search scope
 }
 
 // NewStore wraps an open database. Call Migrate before use.
 func NewStore(db *sqldb.DB, kr *keyring) *Store {
-	return &Store{db: db, kr: kr, now: time.Now}
+	return &Store{db: db, kr: kr, now: time.Now, stats: make(map[string]corpusStats)}
 }
 
 // Migrate creates or updates the backend's tables under the migration lock.
@@ -433,12 +437,9 @@ func (s *Store) Search(ctx context.Context, orgID, userID, query string, topK in
 	if len(dfs) == 0 {
 		return []Match{}, nil
 	}
-	var stats struct {
-		N     int64 `db:"n"`
-		Total int64 `db:"total"`
-	}
-	if err := s.db.GetContext(ctx, &stats, s.db.Rebind(`SELECT COUNT(*) AS n, COALESCE(SUM(term_count), 0) AS total FROM memories WHERE `+scope), scopeArgs...); err != nil {
-		return nil, fmt.Errorf("search stats: %w", err)
+	stats, err := s.scopeStats(ctx, scope, scopeArgs)
+	if err != nil {
+		return nil, err
 	}
 	if stats.N == 0 {
 		return []Match{}, nil
@@ -532,6 +533,42 @@ func (s *Store) Search(ctx context.Context, orgID, userID, query string, topK in
 	}
 	return out, nil
 }
+
+// scopeStats is the number of memories and their total length in terms in
+// a search scope, the corpus figures of BM25. They change slowly, so they
+// are cached for statsTTL: a stale figure shifts scores a little but never
+// which memories match, since postings are always read live.
+func (s *Store) scopeStats(ctx context.Context, scope string, args []any) (corpusStats, error) {
+	key := fmt.Sprint(args...)
+	s.statsMu.Lock()
+	st, ok := s.stats[key]
+	s.statsMu.Unlock()
+	if ok && s.now().Sub(st.at) < statsTTL {
+		return st, nil
+	}
+	if err := s.db.GetContext(ctx, &st, s.db.Rebind(`SELECT COUNT(*) AS n, COALESCE(SUM(term_count), 0) AS total FROM memories WHERE `+scope), args...); err != nil {
+		return corpusStats{}, fmt.Errorf("search stats: %w", err)
+	}
+	st.at = s.now()
+	s.statsMu.Lock()
+	if len(s.stats) >= maxCachedStats {
+		clear(s.stats)
+	}
+	s.stats[key] = st
+	s.statsMu.Unlock()
+	return st, nil
+}
+
+type corpusStats struct {
+	N     int64 `db:"n"`
+	Total int64 `db:"total"`
+	at    time.Time
+}
+
+const (
+	statsTTL       = 5 * time.Second
+	maxCachedStats = 10000
+)
 
 // Ready checks that the database answers.
 func (s *Store) Ready(ctx context.Context) error {

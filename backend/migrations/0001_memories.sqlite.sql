@@ -17,6 +17,9 @@ CREATE UNIQUE INDEX memories_dedup ON memories (organization_id, dedup_token);
 CREATE INDEX memories_org_created ON memories (organization_id, created_at DESC, id DESC);
 CREATE INDEX memories_org_user_created ON memories (organization_id, user_id, created_at DESC, id DESC);
 CREATE INDEX memories_key ON memories (key_id);
+-- Search statistics (memories and total length per organization or user)
+-- come from this index alone.
+CREATE INDEX memories_org_user_len ON memories (organization_id, user_id, term_count);
 
 -- One row per distinct term of a memory. user_id and doc_len are copies from
 -- memories so that search needs no join.
