@@ -9,6 +9,7 @@ package tests
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -312,22 +313,24 @@ func TestShippedCaddyfileAdapt(t *testing.T) {
 
 // deployStub is a stand-in backend replica: /readyz answers with a status
 // the test sets, /api/v1/* checks the gateway's signature and answers 200.
-// Keep-alives are off, so stopping it leaves no idle connection behind and
-// every request is a fresh dial the gateway can retry elsewhere.
 type deployStub struct {
-	addr    string
-	signer  *contract.Signer
-	srv     *http.Server
-	ready   atomic.Int32 // status of /readyz
-	readyz  atomic.Int64 // /readyz requests seen
-	unready atomic.Int64 // /readyz requests answered with a non-2xx
-	api     atomic.Int64 // API requests served
-	badSig  atomic.Int64 // API requests whose signature did not verify
+	addr      string
+	keepAlive bool
+	signer    *contract.Signer
+	srv       *http.Server
+	ready     atomic.Int32 // status of /readyz
+	readyz    atomic.Int64 // /readyz requests seen
+	unready   atomic.Int64 // /readyz requests answered with a non-2xx
+	api       atomic.Int64 // API requests served
+	badSig    atomic.Int64 // API requests whose signature did not verify
 }
 
-func startDeployStub(t *testing.T, signer *contract.Signer) *deployStub {
+// startDeployStub starts a replica. Without keep-alives, stopping it leaves
+// no idle connection behind and every request is a fresh dial the gateway
+// can retry elsewhere; with them, it behaves like the real backend.
+func startDeployStub(t *testing.T, signer *contract.Signer, keepAlive bool) *deployStub {
 	t.Helper()
-	s := &deployStub{addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), signer: signer}
+	s := &deployStub{addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), signer: signer, keepAlive: keepAlive}
 	s.ready.Store(http.StatusOK)
 	s.start(t)
 	t.Cleanup(s.stop)
@@ -358,7 +361,7 @@ func (s *deployStub) start(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"status":"success"}`)
 	})}
-	s.srv.SetKeepAlivesEnabled(false)
+	s.srv.SetKeepAlivesEnabled(s.keepAlive)
 	go func() { _ = s.srv.Serve(ln) }()
 }
 
@@ -381,9 +384,10 @@ type deployKey struct {
 	Key string `json:"key"`
 }
 
-func createDeployKey(t *testing.T, env map[string]string) deployKey {
+func createDeployKey(t *testing.T, env map[string]string, extra ...string) deployKey {
 	t.Helper()
-	out := testenv.Command(t, env, "keys", "create", "--org", "0b5f9c1e-3d2a-4c6b-8e7f-1a2b3c4d5e6f", "--user", "deploy-test", "--json")
+	args := append([]string{"keys", "create", "--org", "0b5f9c1e-3d2a-4c6b-8e7f-1a2b3c4d5e6f", "--user", "deploy-test", "--json"}, extra...)
+	out := testenv.Command(t, env, args...)
 	var k deployKey
 	if err := json.Unmarshal([]byte(out), &k); err != nil || k.ID == "" || k.Key == "" {
 		t.Fatalf("keys create --json printed %q: %v", out, err)
@@ -429,7 +433,7 @@ func TestShippedCaddyfileServes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, b := startDeployStub(t, signer), startDeployStub(t, signer)
+	a, b := startDeployStub(t, signer, false), startDeployStub(t, signer, false)
 	env := map[string]string{
 		"AZEN_DATABASE_URL":   "sqlite:" + filepath.Join(t.TempDir(), "gateway.db"),
 		"AZEN_GATEWAY_SECRET": secret,
@@ -555,7 +559,7 @@ func TestShippedCaddyfileDNSDiscoveryServes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stub := startDeployStub(t, signer)
+	stub := startDeployStub(t, signer, false)
 	_, port, _ := net.SplitHostPort(stub.addr)
 	env := map[string]string{
 		"AZEN_DATABASE_URL":       "sqlite:" + filepath.Join(t.TempDir(), "gateway.db"),
@@ -573,4 +577,86 @@ func TestShippedCaddyfileDNSDiscoveryServes(t *testing.T) {
 	if stub.api.Load() != 3 || stub.badSig.Load() != 0 {
 		t.Errorf("the resolved backend served %d signed requests (%d unsigned), want 3", stub.api.Load(), stub.badSig.Load())
 	}
+}
+
+// TestShippedCaddyfileDrainedReplicaLosesNothing is the shutdown sequence
+// docs/deploy.md asks of a backend replica, under steady POST load through
+// the shipped Caddyfile: on SIGTERM the replica first answers /readyz with
+// 503 while it keeps serving, and closes (finishing what is in flight) only
+// once the gateway's health check has seen it. No request may fail.
+// Without the readiness step a plain graceful shutdown closes idle
+// keep-alive connections under the gateway's feet, and a POST written on
+// one at that moment fails with "broken pipe" and is not retried.
+func TestShippedCaddyfileDrainedReplicaLosesNothing(t *testing.T) {
+	secret := testenv.GatewaySecret()
+	signer, err := contract.NewSigner(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := startDeployStub(t, signer, true), startDeployStub(t, signer, true)
+	env := map[string]string{
+		"AZEN_DATABASE_URL":   "sqlite:" + filepath.Join(t.TempDir(), "gateway.db"),
+		"AZEN_GATEWAY_SECRET": secret,
+		"AZEN_BACKENDS":       a.addr + " " + b.addr,
+	}
+	key := createDeployKey(t, env, "--rate", "100000/s", "--burst", "100000")
+	gw := testenv.StartGateway(t, string(readRepoFile(t, "Caddyfile")), env)
+	waitFor(t, "a /readyz probe on both replicas", func() bool { return a.readyz.Load() > 0 && b.readyz.Load() > 0 })
+
+	var sent, failed atomic.Int64
+	var firstFailure atomic.Value
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	const workers = 8
+	for range workers {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				req, _ := http.NewRequest(http.MethodPost, gw.URL+"/api/v1/memory", strings.NewReader(`{"text":"steady"}`))
+				req.Header.Set("azen-api-key", key.Key)
+				req.Header.Set("Content-Type", "application/json")
+				sent.Add(1)
+				resp, err := client.Do(req)
+				if err != nil {
+					failed.Add(1)
+					firstFailure.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					failed.Add(1)
+					firstFailure.CompareAndSwap(nil, fmt.Sprintf("%d %s", resp.StatusCode, body))
+				}
+			}
+		}()
+	}
+	// Steady load on both replicas first.
+	waitFor(t, "both replicas under load", func() bool { return a.api.Load() > 200 && b.api.Load() > 200 })
+
+	// SIGTERM on replica a: unready first, keep serving ...
+	a.ready.Store(http.StatusServiceUnavailable)
+	waitFor(t, "two failed /readyz probes", func() bool { return a.unready.Load() >= 2 })
+	// ... then the graceful close: listener first, in-flight requests finish.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if err := a.srv.Shutdown(ctx); err != nil {
+		t.Errorf("graceful shutdown: %v", err)
+	}
+	cancel()
+	afterStop := b.api.Load()
+	waitFor(t, "load carried on by the other replica", func() bool { return b.api.Load() > afterStop+200 })
+	close(stop)
+	for range workers {
+		<-done
+	}
+	if n := failed.Load(); n != 0 {
+		t.Errorf("%d of %d requests failed while a replica drained; first: %v", n, sent.Load(), firstFailure.Load())
+	}
+	t.Logf("%d POSTs, %d failed; replica a served %d, b %d", sent.Load(), failed.Load(), a.api.Load(), b.api.Load())
 }
