@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/azen-sh/gateway/internal/contract"
+	"github.com/azen-sh/gateway/internal/sqldb"
 	"github.com/azen-sh/gateway/internal/testenv"
 	"io"
 	"log/slog"
@@ -65,7 +67,15 @@ func percentiles(b *testing.B, lat []time.Duration) {
 // 10 000 memories in one organization. The setup runs only under -bench.
 func BenchmarkPostgres10k(b *testing.B) {
 	pg := testenv.StartPostgres(b)
-	url := pg.CreateDatabase(b)
+	benchStore(b, pg.CreateDatabase(b))
+}
+
+// BenchmarkSQLite10k is the same on the embedded default.
+func BenchmarkSQLite10k(b *testing.B) {
+	benchStore(b, "sqlite:"+filepath.Join(b.TempDir(), "bench.db"))
+}
+
+func benchStore(b *testing.B, url string) {
 	s := mustOpenStore(b, url, mustKeys(b, testenv.EncryptionKeys("bench")))
 	ctx := context.Background()
 
@@ -94,7 +104,11 @@ func BenchmarkPostgres10k(b *testing.B) {
 	if b.Failed() {
 		return
 	}
-	if _, err := s.db.Exec(`VACUUM ANALYZE`); err != nil {
+	analyze := `VACUUM ANALYZE`
+	if s.db.Kind == sqldb.SQLite {
+		analyze = `ANALYZE`
+	}
+	if _, err := s.db.Exec(analyze); err != nil {
 		b.Fatal(err)
 	}
 	b.Logf("loaded %d memories in %s", len(ids), time.Since(start).Round(time.Millisecond))
