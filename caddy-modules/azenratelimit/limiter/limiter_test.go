@@ -188,8 +188,10 @@ func TestBreaker(t *testing.T) {
 	if !b.Allow() {
 		t.Fatal("new breaker refuses")
 	}
-	if b.Failure() || b.Failure() {
-		t.Fatal("opened before the threshold")
+	for i := 0; i < 2; i++ {
+		if b.Failure() {
+			t.Fatalf("opened after %d failures, before the threshold of 3", i+1)
+		}
 	}
 	b.Success() // resets the run of failures
 	b.Failure()
