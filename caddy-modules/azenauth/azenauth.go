@@ -83,6 +83,7 @@ type Handler struct {
 	release func()
 	metrics *authMetrics
 	logger  *zap.Logger
+	now     func() time.Time // time.Now; tests move it
 }
 
 // CaddyModule returns the Caddy module information.
@@ -98,6 +99,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // call: the database and Redis are reached on the first request.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	h.now = time.Now
 	repl := caddy.NewReplacer()
 	database := strings.TrimSpace(repl.ReplaceKnown(h.Database, ""))
 	redisURL := strings.TrimSpace(repl.ReplaceKnown(h.Redis, ""))
@@ -172,7 +174,7 @@ func (h *Handler) Cleanup() error {
 // identity. Refusals are returned as errors for handle_errors to render.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	h.rt.start()
-	now := time.Now()
+	now := h.now()
 
 	values, present := r.Header[contract.APIKeyHeader]
 	if !present {

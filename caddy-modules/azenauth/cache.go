@@ -108,11 +108,11 @@ func (c *keyCache) Lookup(ctx context.Context, h KeyHash, now time.Time) (*cache
 		k, err := c.fetch.ByHash(fctx, h)
 		switch {
 		case err == nil:
-			return c.store(h, gen, &cacheEntry{key: k, found: true, fetched: time.Now()}), nil
+			return c.store(h, gen, &cacheEntry{key: k, found: true, fetched: now}), nil
 		case errors.Is(err, ErrKeyNotFound):
-			return c.store(h, gen, &cacheEntry{fetched: time.Now()}), nil
+			return c.store(h, gen, &cacheEntry{fetched: now}), nil
 		default:
-			c.failedUntil.Store(time.Now().Add(c.backoff).UnixNano())
+			c.failedUntil.Store(now.Add(c.backoff).UnixNano())
 			return nil, err
 		}
 	})
