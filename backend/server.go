@@ -91,6 +91,9 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(rec, r)
 }
 
+// requestTimeout bounds the database work of one API request.
+const requestTimeout = 15 * time.Second
+
 // apiHandler serves one API route for a verified identity.
 type apiHandler func(w http.ResponseWriter, r *http.Request, id contract.Identity) error
 
@@ -104,6 +107,11 @@ func (s *server) api(h apiHandler) http.Handler {
 			contract.WriteError(w, contract.NewError(http.StatusUnauthorized, "Request was not signed by the gateway: "+err.Error()+"."))
 			return
 		}
+		// A database that hangs must not hang the client: the request gets
+		// a bounded time, then a logged 500.
+		ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+		defer cancel()
+		r = r.WithContext(ctx)
 		if err := h(w, r, id); err != nil {
 			s.writeError(w, r, err)
 		}

@@ -539,7 +539,11 @@ func (s *Store) Search(ctx context.Context, orgID, userID, query string, topK in
 // are cached for statsTTL: a stale figure shifts scores a little but never
 // which memories match, since postings are always read live.
 func (s *Store) scopeStats(ctx context.Context, scope string, args []any) (corpusStats, error) {
-	key := fmt.Sprint(args...)
+	parts := make([]string, len(args))
+	for i, a := range args {
+		parts[i], _ = a.(string)
+	}
+	key := strings.Join(parts, "\x00")
 	s.statsMu.Lock()
 	st, ok := s.stats[key]
 	s.statsMu.Unlock()

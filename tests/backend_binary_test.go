@@ -3,6 +3,7 @@ package tests
 import (
 	"bufio"
 	"bytes"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -357,6 +358,66 @@ func TestBackendBinary(t *testing.T) {
 		waitForLog(t, b2.Process, `"request_id":"trace-me-123"`)
 		if !strings.Contains(b2.Output(), "encryption key not configured") || strings.Contains(b2.Output(), "sealed with") {
 			t.Errorf("log:\n%s", b2.Output())
+		}
+	})
+
+	// Last, because it stops the shared server.
+	t.Run("a database outage is a clean 500 and readyz says so; recovery needs no restart", func(t *testing.T) {
+		secret := testenv.GatewaySecret()
+		dbURL := pg.CreateDatabase(t)
+		b := testenv.StartBackend(t, bkEnv(dbURL, secret, testenv.EncryptionKeys("k1")))
+		c := newBkClient(t, b.URL, secret)
+		id := c.create(bkOrg, "u", "before the outage", "")
+		// The test server commits asynchronously and Stop is a crash: write
+		// everything to disk first so the restart finds the tables.
+		db, err := sql.Open("pgx", dbURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec("CHECKPOINT"); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		pg.Stop()
+		for _, req := range []struct{ method, path, body string }{
+			{"GET", "/api/v1/memory/" + id, ""},
+			{"POST", "/api/v1/memory", `{"text":"during the outage"}`},
+			{"POST", "/api/v1/memory/search", `{"query":"outage"}`},
+			{"GET", "/api/v1/memory", ""},
+		} {
+			code, body := c.do(req.method, req.path, req.body, bkOrg, "u")
+			if code != 500 || body["status"] != "internal_server_error" || body["message"] != contract.MessageInternal {
+				t.Errorf("%s %s: %d %v", req.method, req.path, code, body)
+			}
+		}
+		resp, err := http.Get(b.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		getJSONError(t, resp, 500)
+		resp, err = http.Get(b.URL + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("healthz during the outage: %d", resp.StatusCode)
+		}
+		pg.Start()
+		waitFor(t, "backend ready again", func() bool {
+			resp, err := http.Get(b.URL + "/readyz")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == 200
+		})
+		waitFor(t, "API serving again", func() bool {
+			code, _ := c.do("GET", "/api/v1/memory/"+id, "", bkOrg, "u")
+			return code == 200
+		})
+		if b.Exited() {
+			t.Errorf("backend exited:\n%s", b.Output())
 		}
 	})
 }
