@@ -358,6 +358,8 @@ func (s *deployStub) start(t *testing.T) {
 			s.badSig.Add(1)
 		}
 		s.api.Add(1)
+		// Like the real backend, echo the request id.
+		w.Header().Set("X-Request-Id", r.Header.Get("X-Request-Id"))
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"status":"success"}`)
 	})}
@@ -424,6 +426,9 @@ func expectOK(t *testing.T, resp *http.Response) {
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("%s %s: %d %s", resp.Request.Method, resp.Request.URL.Path, resp.StatusCode, b)
+	}
+	if ids := resp.Header.Values("X-Request-Id"); len(ids) != 1 || ids[0] == "" {
+		t.Errorf("X-Request-Id %q, want exactly one", ids)
 	}
 }
 
