@@ -441,16 +441,18 @@ func (s *Store) Search(ctx context.Context, orgID, userID, query string, topK in
 	if err != nil {
 		return nil, err
 	}
-	if stats.N == 0 {
-		return []Match{}, nil
-	}
-	avgdl := float64(stats.Total) / float64(stats.N)
-	if avgdl == 0 {
-		avgdl = 1
-	}
 	df := make([]int64, nTerms)
 	for _, d := range dfs {
 		df[termOf[string(d.Token)]] += d.DF
+	}
+	// Cached figures may lag behind the live postings: never let the
+	// corpus look smaller than a term's document frequency.
+	for _, d := range df {
+		stats.N = max(stats.N, d)
+	}
+	avgdl := 1.0
+	if stats.Total > 0 {
+		avgdl = float64(stats.Total) / float64(stats.N)
 	}
 
 	// BM25 is summed in the database so that only the top K come back:

@@ -270,6 +270,23 @@ func storeRules(t *testing.T, newDB func(t *testing.T) string) {
 		}
 	})
 
+	t.Run("memories created right after a search are found with positive scores", func(t *testing.T) {
+		s := mustOpenStore(t, newDB(t), mustKeys(t, keyA))
+		create(t, s, orgA, "u", "a heron")
+		searchIDs(t, s, orgA, "", "heron", 5) // the corpus figures are now cached
+		create(t, s, orgA, "u", "a pelican")
+		create(t, s, orgA, "u", "another pelican")
+		ms, err := s.Search(ctx, orgA, "", "pelican", 5)
+		if err != nil || len(ms) != 2 {
+			t.Fatalf("fresh memories: %d %v", len(ms), err)
+		}
+		for _, m := range ms {
+			if !(m.Score > 0) {
+				t.Errorf("score %v", m.Score)
+			}
+		}
+	})
+
 	t.Run("a row moved to another organization fails to decrypt", func(t *testing.T) {
 		s := mustOpenStore(t, newDB(t), mustKeys(t, keyA))
 		id := create(t, s, orgA, "u", "bound to org A")
