@@ -33,7 +33,7 @@ const (
 	deployRedisPasswd = "redisPassw0rdThatMustNotLeak"
 )
 
-func shippedCaddyfile(t *testing.T) string {
+func deployShippedCaddyfile(t *testing.T) string {
 	t.Helper()
 	return filepath.Join(testenv.RepoRoot(t), "Caddyfile")
 }
@@ -50,7 +50,7 @@ func deployProductionEnv(t *testing.T) map[string]string {
 	}
 }
 
-func withEnv(base map[string]string, kv ...string) map[string]string {
+func deployWithEnv(base map[string]string, kv ...string) map[string]string {
 	out := map[string]string{}
 	for k, v := range base {
 		out[k] = v
@@ -61,7 +61,7 @@ func withEnv(base map[string]string, kv ...string) map[string]string {
 	return out
 }
 
-func assertNoSecret(t *testing.T, what, text string) {
+func deployAssertNoSecret(t *testing.T, what, text string) {
 	t.Helper()
 	for _, s := range []string{deploySecret, deployDBPassword, deployRedisPasswd} {
 		if strings.Contains(text, s) {
@@ -78,25 +78,25 @@ func TestShippedCaddyfileValidates(t *testing.T) {
 	}{
 		{"embedded default", map[string]string{"AZEN_DATABASE_URL": sqlite, "AZEN_GATEWAY_SECRET": deploySecret}},
 		{"production stores, unreachable", deployProductionEnv(t)},
-		{"dns discovery", withEnv(deployProductionEnv(t), "AZEN_BACKENDS_DISCOVERY", "dns")},
-		{"domain site address", withEnv(deployProductionEnv(t), "AZEN_SITE_ADDRESS", "api.example.com")},
+		{"dns discovery", deployWithEnv(deployProductionEnv(t), "AZEN_BACKENDS_DISCOVERY", "dns")},
+		{"domain site address", deployWithEnv(deployProductionEnv(t), "AZEN_SITE_ADDRESS", "api.example.com")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out, errOut, err := testenv.TryCommand(t, tc.env, "validate", "--config", shippedCaddyfile(t), "--adapter", "caddyfile")
+			out, errOut, err := testenv.TryCommand(t, tc.env, "validate", "--config", deployShippedCaddyfile(t), "--adapter", "caddyfile")
 			if err != nil {
 				t.Fatalf("validate rejected the shipped Caddyfile: %v\n%s%s", err, out, errOut)
 			}
 			if !strings.Contains(out+errOut, "Valid configuration") {
 				t.Errorf("validate did not say the configuration is valid:\n%s%s", out, errOut)
 			}
-			assertNoSecret(t, "validate", out+errOut)
+			deployAssertNoSecret(t, "validate", out+errOut)
 		})
 	}
 }
 
 func TestShippedCaddyfileIsFormatted(t *testing.T) {
 	// An unformatted Caddyfile makes every start log a warning.
-	out, errOut, err := testenv.TryCommand(t, nil, "fmt", shippedCaddyfile(t))
+	out, errOut, err := testenv.TryCommand(t, nil, "fmt", deployShippedCaddyfile(t))
 	if err != nil {
 		t.Fatalf("`azen-gateway fmt Caddyfile` would change it (run it with --overwrite): %v\n%s", err, errOut)
 	}
@@ -104,13 +104,13 @@ func TestShippedCaddyfileIsFormatted(t *testing.T) {
 }
 
 // adaptShipped adapts the shipped Caddyfile with env and decodes the JSON.
-func adaptShipped(t *testing.T, env map[string]string) (map[string]any, string) {
+func deployAdapt(t *testing.T, env map[string]string) (map[string]any, string) {
 	t.Helper()
-	out, errOut, err := testenv.TryCommand(t, env, "adapt", "--config", shippedCaddyfile(t), "--adapter", "caddyfile")
+	out, errOut, err := testenv.TryCommand(t, env, "adapt", "--config", deployShippedCaddyfile(t), "--adapter", "caddyfile")
 	if err != nil {
 		t.Fatalf("adapt failed: %v\n%s", err, errOut)
 	}
-	assertNoSecret(t, "adapt", out+errOut)
+	deployAssertNoSecret(t, "adapt", out+errOut)
 	var cfg map[string]any
 	if err := json.Unmarshal([]byte(out), &cfg); err != nil {
 		t.Fatalf("adapt output is not JSON: %v\n%s", err, out)
@@ -119,7 +119,7 @@ func adaptShipped(t *testing.T, env map[string]string) (map[string]any, string) 
 }
 
 // dig walks decoded JSON by object keys and array indexes.
-func dig(t *testing.T, v any, keys ...any) any {
+func deployDig(t *testing.T, v any, keys ...any) any {
 	t.Helper()
 	for _, k := range keys {
 		switch k := k.(type) {
@@ -141,13 +141,13 @@ func dig(t *testing.T, v any, keys ...any) any {
 }
 
 // handlersOf lists the handler names of a route, looking into subroutes.
-func handlersOf(t *testing.T, route any) []any {
+func deployHandlers(t *testing.T, route any) []any {
 	t.Helper()
 	var out []any
-	for _, h := range dig(t, route, "handle").([]any) {
-		if dig(t, h, "handler") == "subroute" {
-			for _, r := range dig(t, h, "routes").([]any) {
-				out = append(out, handlersOf(t, r)...)
+	for _, h := range deployDig(t, route, "handle").([]any) {
+		if deployDig(t, h, "handler") == "subroute" {
+			for _, r := range deployDig(t, h, "routes").([]any) {
+				out = append(out, deployHandlers(t, r)...)
 			}
 			continue
 		}
@@ -156,18 +156,18 @@ func handlersOf(t *testing.T, route any) []any {
 	return out
 }
 
-func handlerNames(t *testing.T, hs []any) []string {
+func deployHandlerNames(t *testing.T, hs []any) []string {
 	t.Helper()
 	var names []string
 	for _, h := range hs {
-		names = append(names, dig(t, h, "handler").(string))
+		names = append(names, deployDig(t, h, "handler").(string))
 	}
 	return names
 }
 
 // routeFor finds the route whose path matcher is exactly path; "" finds
 // the last route without a matcher (the catch-all `handle`).
-func routeFor(t *testing.T, routes []any, path string) any {
+func deployRoute(t *testing.T, routes []any, path string) any {
 	t.Helper()
 	for i := range routes {
 		r := routes[len(routes)-1-i]
@@ -176,7 +176,7 @@ func routeFor(t *testing.T, routes []any, path string) any {
 			return r
 		}
 		if len(m) == 1 {
-			if ps, _ := dig(t, m[0], "path").([]any); len(ps) == 1 && ps[0] == path {
+			if ps, _ := deployDig(t, m[0], "path").([]any); len(ps) == 1 && ps[0] == path {
 				return r
 			}
 		}
@@ -186,8 +186,8 @@ func routeFor(t *testing.T, routes []any, path string) any {
 }
 
 func TestShippedCaddyfileAdapt(t *testing.T) {
-	env := withEnv(deployProductionEnv(t), "AZEN_SITE_ADDRESS", ":18443", "AZEN_ADMIN_ADDR", "127.0.0.1:12019")
-	cfg, raw := adaptShipped(t, env)
+	env := deployWithEnv(deployProductionEnv(t), "AZEN_SITE_ADDRESS", ":18443", "AZEN_ADMIN_ADDR", "127.0.0.1:12019")
+	cfg, raw := deployAdapt(t, env)
 
 	t.Run("secrets stay placeholders", func(t *testing.T) {
 		// The modules expand these at provision time; adapt shows the names.
@@ -198,29 +198,29 @@ func TestShippedCaddyfileAdapt(t *testing.T) {
 		}
 	})
 	t.Run("admin and metrics", func(t *testing.T) {
-		if got := dig(t, cfg, "admin", "listen"); got != "127.0.0.1:12019" {
+		if got := deployDig(t, cfg, "admin", "listen"); got != "127.0.0.1:12019" {
 			t.Errorf("admin listen %v, want AZEN_ADMIN_ADDR", got)
 		}
-		if _, ok := dig(t, cfg, "apps", "http").(map[string]any)["metrics"]; !ok {
+		if _, ok := deployDig(t, cfg, "apps", "http").(map[string]any)["metrics"]; !ok {
 			t.Error("HTTP metrics are off; the admin /metrics endpoint would have no request metrics")
 		}
 	})
 
-	srv := dig(t, cfg, "apps", "http", "servers", "srv0")
-	if got := dig(t, srv, "listen", 0); got != ":18443" {
+	srv := deployDig(t, cfg, "apps", "http", "servers", "srv0")
+	if got := deployDig(t, srv, "listen", 0); got != ":18443" {
 		t.Errorf("listen %v, want AZEN_SITE_ADDRESS", got)
 	}
-	routes := dig(t, srv, "routes").([]any)
+	routes := deployDig(t, srv, "routes").([]any)
 
 	t.Run("healthz is open", func(t *testing.T) {
-		names := handlerNames(t, handlersOf(t, routeFor(t, routes, "/healthz")))
+		names := deployHandlerNames(t, deployHandlers(t, deployRoute(t, routes, "/healthz")))
 		if slices.Contains(names, "azen_auth") || !slices.Contains(names, "static_response") {
 			t.Errorf("/healthz handlers %v, want a static response without auth", names)
 		}
 	})
-	api := handlersOf(t, routeFor(t, routes, "/api/v1/*"))
+	api := deployHandlers(t, deployRoute(t, routes, "/api/v1/*"))
 	t.Run("api goes through auth, then limits, then the proxy", func(t *testing.T) {
-		names := handlerNames(t, api)
+		names := deployHandlerNames(t, api)
 		if !slices.Equal(names, []string{"azen_auth", "azen_ratelimit", "reverse_proxy"}) {
 			t.Errorf("/api/v1/* handlers %v", names)
 		}
@@ -228,53 +228,53 @@ func TestShippedCaddyfileAdapt(t *testing.T) {
 	rp := api[len(api)-1]
 	t.Run("proxy to every backend with health checks and retries", func(t *testing.T) {
 		var dials []string
-		for _, u := range dig(t, rp, "upstreams").([]any) {
-			dials = append(dials, dig(t, u, "dial").(string))
+		for _, u := range deployDig(t, rp, "upstreams").([]any) {
+			dials = append(dials, deployDig(t, u, "dial").(string))
 		}
 		if !slices.Equal(dials, strings.Fields(env["AZEN_BACKENDS"])) {
 			t.Errorf("upstreams %v, want every address of AZEN_BACKENDS", dials)
 		}
-		if got := dig(t, rp, "load_balancing", "selection_policy", "policy"); got != "least_conn" {
+		if got := deployDig(t, rp, "load_balancing", "selection_policy", "policy"); got != "least_conn" {
 			t.Errorf("selection policy %v", got)
 		}
-		if d, _ := dig(t, rp, "load_balancing", "try_duration").(float64); d <= 0 {
+		if d, _ := deployDig(t, rp, "load_balancing", "try_duration").(float64); d <= 0 {
 			t.Error("no lb_try_duration: a request to a dead replica would fail instead of moving on")
 		}
-		if got := dig(t, rp, "health_checks", "active", "uri"); got != "/readyz" {
+		if got := deployDig(t, rp, "health_checks", "active", "uri"); got != "/readyz" {
 			t.Errorf("active health check uri %v", got)
 		}
-		if d, _ := dig(t, rp, "health_checks", "passive", "fail_duration").(float64); d <= 0 {
+		if d, _ := deployDig(t, rp, "health_checks", "passive", "fail_duration").(float64); d <= 0 {
 			t.Error("no passive health checks (fail_duration)")
 		}
 	})
 	t.Run("everything else is a JSON 404", func(t *testing.T) {
-		h := handlersOf(t, routeFor(t, routes, ""))
-		if len(h) != 1 || dig(t, h[0], "handler") != "azen_error" || dig(t, h[0], "status_code") != float64(404) {
+		h := deployHandlers(t, deployRoute(t, routes, ""))
+		if len(h) != 1 || deployDig(t, h[0], "handler") != "azen_error" || deployDig(t, h[0], "status_code") != float64(404) {
 			t.Errorf("catch-all handlers %v", h)
 		}
 	})
 	t.Run("errors go through azen_error", func(t *testing.T) {
 		var names []string
-		for _, r := range dig(t, srv, "errors", "routes").([]any) {
-			names = append(names, handlerNames(t, handlersOf(t, r))...)
+		for _, r := range deployDig(t, srv, "errors", "routes").([]any) {
+			names = append(names, deployHandlerNames(t, deployHandlers(t, r))...)
 		}
 		if !slices.Equal(names, []string{"azen_error"}) {
 			t.Errorf("error handlers %v", names)
 		}
 	})
 	t.Run("access log drops the key and records the key id", func(t *testing.T) {
-		logName := dig(t, srv, "logs", "default_logger_name").(string)
-		fields := dig(t, cfg, "logging", "logs", logName, "encoder", "fields").(map[string]any)
-		if dig(t, fields, "request>headers>Azen-Api-Key", "filter") != "delete" {
+		logName := deployDig(t, srv, "logs", "default_logger_name").(string)
+		fields := deployDig(t, cfg, "logging", "logs", logName, "encoder", "fields").(map[string]any)
+		if deployDig(t, fields, "request>headers>Azen-Api-Key", "filter") != "delete" {
 			t.Error("the access log keeps the azen-api-key header")
 		}
-		if dig(t, cfg, "logging", "logs", logName, "encoder", "wrap", "format") != "json" {
+		if deployDig(t, cfg, "logging", "logs", logName, "encoder", "wrap", "format") != "json" {
 			t.Error("the access log is not JSON")
 		}
 		appended := false
 		for _, r := range routes {
-			for _, h := range handlersOf(t, r) {
-				if dig(t, h, "handler") == "log_append" && dig(t, h, "key") == "key_id" && dig(t, h, "value") == "{azen.key_id}" {
+			for _, h := range deployHandlers(t, r) {
+				if deployDig(t, h, "handler") == "log_append" && deployDig(t, h, "key") == "key_id" && deployDig(t, h, "value") == "{azen.key_id}" {
 					appended = true
 				}
 			}
@@ -285,26 +285,26 @@ func TestShippedCaddyfileAdapt(t *testing.T) {
 	})
 
 	t.Run("dns discovery resolves a name", func(t *testing.T) {
-		cfg, _ := adaptShipped(t, withEnv(env, "AZEN_BACKENDS_DISCOVERY", "dns",
+		cfg, _ := deployAdapt(t, deployWithEnv(env, "AZEN_BACKENDS_DISCOVERY", "dns",
 			"AZEN_BACKENDS_DNS_NAME", "backend.internal", "AZEN_BACKENDS_DNS_PORT", "9001"))
-		routes := dig(t, cfg, "apps", "http", "servers", "srv0", "routes").([]any)
-		api := handlersOf(t, routeFor(t, routes, "/api/v1/*"))
+		routes := deployDig(t, cfg, "apps", "http", "servers", "srv0", "routes").([]any)
+		api := deployHandlers(t, deployRoute(t, routes, "/api/v1/*"))
 		rp := api[len(api)-1]
-		dyn := dig(t, rp, "dynamic_upstreams")
-		if dig(t, dyn, "source") != "a" || dig(t, dyn, "name") != "backend.internal" || dig(t, dyn, "port") != "9001" {
+		dyn := deployDig(t, rp, "dynamic_upstreams")
+		if deployDig(t, dyn, "source") != "a" || deployDig(t, dyn, "name") != "backend.internal" || deployDig(t, dyn, "port") != "9001" {
 			t.Errorf("dynamic upstreams %v", dyn)
 		}
 		if rp.(map[string]any)["upstreams"] != nil {
 			t.Error("dns mode still lists static upstreams")
 		}
 		// Everything else about the proxy is shared by both modes.
-		if dig(t, rp, "load_balancing", "selection_policy", "policy") != "least_conn" || dig(t, rp, "health_checks", "passive") == nil {
+		if deployDig(t, rp, "load_balancing", "selection_policy", "policy") != "least_conn" || deployDig(t, rp, "health_checks", "passive") == nil {
 			t.Error("dns mode lost the shared proxy settings")
 		}
 	})
 	t.Run("an unknown discovery mode is refused", func(t *testing.T) {
-		_, errOut, err := testenv.TryCommand(t, withEnv(env, "AZEN_BACKENDS_DISCOVERY", "consul"),
-			"adapt", "--config", shippedCaddyfile(t), "--adapter", "caddyfile")
+		_, errOut, err := testenv.TryCommand(t, deployWithEnv(env, "AZEN_BACKENDS_DISCOVERY", "consul"),
+			"adapt", "--config", deployShippedCaddyfile(t), "--adapter", "caddyfile")
 		if err == nil || !strings.Contains(errOut, "backends_consul") {
 			t.Errorf("adapt accepted AZEN_BACKENDS_DISCOVERY=consul or did not name it: %v\n%s", err, errOut)
 		}
@@ -397,7 +397,7 @@ func createDeployKey(t *testing.T, env map[string]string, extra ...string) deplo
 	return k
 }
 
-func apiRequest(t *testing.T, method, url, key string) *http.Response {
+func deployAPIRequest(t *testing.T, method, url, key string) *http.Response {
 	t.Helper()
 	var body io.Reader
 	if method == http.MethodPost {
@@ -420,7 +420,7 @@ func apiRequest(t *testing.T, method, url, key string) *http.Response {
 	return resp
 }
 
-func expectOK(t *testing.T, resp *http.Response) {
+func deployExpectOK(t *testing.T, resp *http.Response) {
 	t.Helper()
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
@@ -445,7 +445,7 @@ func TestShippedCaddyfileServes(t *testing.T) {
 		"AZEN_BACKENDS":       a.addr + " " + b.addr,
 	}
 	key := createDeployKey(t, env)
-	gw := testenv.StartGateway(t, string(readRepoFile(t, "Caddyfile")), env)
+	gw := testenv.StartGateway(t, string(deployRepoFile(t, "Caddyfile")), env)
 	api := gw.URL + "/api/v1/memory"
 
 	t.Run("healthz answers without a key", func(t *testing.T) {
@@ -468,7 +468,7 @@ func TestShippedCaddyfileServes(t *testing.T) {
 	})
 	t.Run("api without a key is a JSON 401 and reaches no backend", func(t *testing.T) {
 		before := a.api.Load() + b.api.Load()
-		getJSONError(t, apiRequest(t, http.MethodGet, api, ""), http.StatusUnauthorized)
+		getJSONError(t, deployAPIRequest(t, http.MethodGet, api, ""), http.StatusUnauthorized)
 		if a.api.Load()+b.api.Load() != before {
 			t.Error("an unauthenticated request reached a backend")
 		}
@@ -478,7 +478,7 @@ func TestShippedCaddyfileServes(t *testing.T) {
 	})
 	t.Run("requests spread over both replicas, signed", func(t *testing.T) {
 		for range 20 {
-			expectOK(t, apiRequest(t, http.MethodGet, api, key.Key))
+			deployExpectOK(t, deployAPIRequest(t, http.MethodGet, api, key.Key))
 		}
 		if a.api.Load() == 0 || b.api.Load() == 0 {
 			t.Errorf("requests per replica: %d and %d, want both used", a.api.Load(), b.api.Load())
@@ -494,7 +494,7 @@ func TestShippedCaddyfileServes(t *testing.T) {
 		waitFor(t, "two failed /readyz probes", func() bool { return b.unready.Load() >= 2 })
 		before := b.api.Load()
 		for range 10 {
-			expectOK(t, apiRequest(t, http.MethodGet, api, key.Key))
+			deployExpectOK(t, deployAPIRequest(t, http.MethodGet, api, key.Key))
 		}
 		if got := b.api.Load() - before; got != 0 {
 			t.Errorf("the unready replica served %d requests", got)
@@ -504,7 +504,7 @@ func TestShippedCaddyfileServes(t *testing.T) {
 	t.Run("a dead replica loses no request, POST included", func(t *testing.T) {
 		a.stop() // connections to it are now refused
 		for range 10 {
-			expectOK(t, apiRequest(t, http.MethodPost, api, key.Key))
+			deployExpectOK(t, deployAPIRequest(t, http.MethodPost, api, key.Key))
 		}
 	})
 	t.Run("the access log names the key id, never the key", func(t *testing.T) {
@@ -575,9 +575,9 @@ func TestShippedCaddyfileDNSDiscoveryServes(t *testing.T) {
 		"AZEN_BACKENDS_DNS_PORT": port,
 	}
 	key := createDeployKey(t, env)
-	gw := testenv.StartGateway(t, string(readRepoFile(t, "Caddyfile")), env)
+	gw := testenv.StartGateway(t, string(deployRepoFile(t, "Caddyfile")), env)
 	for range 3 {
-		expectOK(t, apiRequest(t, http.MethodPost, gw.URL+"/api/v1/memory", key.Key))
+		deployExpectOK(t, deployAPIRequest(t, http.MethodPost, gw.URL+"/api/v1/memory", key.Key))
 	}
 	if stub.api.Load() != 3 || stub.badSig.Load() != 0 {
 		t.Errorf("the resolved backend served %d signed requests (%d unsigned), want 3", stub.api.Load(), stub.badSig.Load())
@@ -605,7 +605,7 @@ func TestShippedCaddyfileDrainedReplicaLosesNothing(t *testing.T) {
 		"AZEN_BACKENDS":       a.addr + " " + b.addr,
 	}
 	key := createDeployKey(t, env, "--rate", "100000/s", "--burst", "100000")
-	gw := testenv.StartGateway(t, string(readRepoFile(t, "Caddyfile")), env)
+	gw := testenv.StartGateway(t, string(deployRepoFile(t, "Caddyfile")), env)
 	waitFor(t, "a /readyz probe on both replicas", func() bool { return a.readyz.Load() > 0 && b.readyz.Load() > 0 })
 
 	var sent, failed atomic.Int64

@@ -86,7 +86,7 @@ var deploySampleEnv = map[string]string{
 	"AZEN_DOMAIN":          "api.example.com",
 }
 
-func readRepoFile(t *testing.T, rel string) []byte {
+func deployRepoFile(t *testing.T, rel string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), filepath.FromSlash(rel)))
 	if err != nil {
@@ -95,9 +95,9 @@ func readRepoFile(t *testing.T, rel string) []byte {
 	return b
 }
 
-func loadCompose(t *testing.T, rel string) (*composeFile, string) {
+func deployLoadCompose(t *testing.T, rel string) (*composeFile, string) {
 	t.Helper()
-	raw := readRepoFile(t, rel)
+	raw := deployRepoFile(t, rel)
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	var c composeFile
@@ -110,18 +110,18 @@ func loadCompose(t *testing.T, rel string) (*composeFile, string) {
 // composeVarRef matches ${NAME}, ${NAME:-default}, ${NAME-default},
 // ${NAME:?message}, ${NAME?message}, ${NAME:+alt}; group 1 is the name,
 // group 2 the operator, group 3 the rest.
-var composeVarRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}`)
+var deployVarRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}`)
 
 // composeVars lists the variables text refers to, with the operators used
 // for each. `$$` is Compose's escape for a literal dollar and is skipped.
-func composeVars(t *testing.T, name, text string) map[string][]string {
+func deployComposeVars(t *testing.T, name, text string) map[string][]string {
 	t.Helper()
 	unescaped := strings.ReplaceAll(text, "$$", "")
 	if m := regexp.MustCompile(`\$[A-Za-z_]`).FindString(unescaped); m != "" {
 		t.Errorf("%s: bare %s...: write variables as ${NAME} so they are easy to find", name, m)
 	}
 	vars := map[string][]string{}
-	for _, m := range composeVarRef.FindAllStringSubmatch(unescaped, -1) {
+	for _, m := range deployVarRef.FindAllStringSubmatch(unescaped, -1) {
 		vars[m[1]] = append(vars[m[1]], m[2])
 	}
 	return vars
@@ -129,10 +129,10 @@ func composeVars(t *testing.T, name, text string) map[string][]string {
 
 // interpolate renders s with env as Compose does; unset variables without
 // a default are an error.
-func interpolate(s string, env map[string]string) (string, error) {
+func deployInterpolate(s string, env map[string]string) (string, error) {
 	var firstErr error
-	out := composeVarRef.ReplaceAllStringFunc(s, func(ref string) string {
-		m := composeVarRef.FindStringSubmatch(ref)
+	out := deployVarRef.ReplaceAllStringFunc(s, func(ref string) string {
+		m := deployVarRef.FindStringSubmatch(ref)
 		v, set := env[m[1]]
 		switch m[2] {
 		case ":-":
@@ -164,9 +164,9 @@ func interpolate(s string, env map[string]string) (string, error) {
 	return out, firstErr
 }
 
-func mustInterpolate(t *testing.T, s string) string {
+func deployMustInterpolate(t *testing.T, s string) string {
 	t.Helper()
-	out, err := interpolate(s, deploySampleEnv)
+	out, err := deployInterpolate(s, deploySampleEnv)
 	if err != nil {
 		t.Fatalf("interpolate %q: %v", s, err)
 	}
@@ -174,7 +174,7 @@ func mustInterpolate(t *testing.T, s string) string {
 }
 
 func TestComposeServices(t *testing.T) {
-	c, _ := loadCompose(t, "docker-compose.yml")
+	c, _ := deployLoadCompose(t, "docker-compose.yml")
 	for _, name := range []string{"postgres", "redis", "backend", "gateway"} {
 		s := c.Services[name]
 		if s == nil {
@@ -240,7 +240,7 @@ func TestComposeServices(t *testing.T) {
 }
 
 func TestComposeBackendScales(t *testing.T) {
-	c, _ := loadCompose(t, "docker-compose.yml")
+	c, _ := deployLoadCompose(t, "docker-compose.yml")
 	b := c.Services["backend"]
 	if b == nil {
 		t.Fatal("no backend service")
@@ -287,7 +287,7 @@ func deployPort(t *testing.T, addr string) string {
 	return port
 }
 
-func urlPort(t *testing.T, raw string) (*url.URL, string) {
+func deployURLPort(t *testing.T, raw string) (*url.URL, string) {
 	t.Helper()
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -297,7 +297,7 @@ func urlPort(t *testing.T, raw string) (*url.URL, string) {
 }
 
 func TestComposeEnvironmentAndPorts(t *testing.T) {
-	c, _ := loadCompose(t, "docker-compose.yml")
+	c, _ := deployLoadCompose(t, "docker-compose.yml")
 	g, b, pg, rd := c.Services["gateway"], c.Services["backend"], c.Services["postgres"], c.Services["redis"]
 	if g == nil || b == nil || pg == nil || rd == nil {
 		t.Fatal("a service is missing")
@@ -309,7 +309,7 @@ func TestComposeEnvironmentAndPorts(t *testing.T) {
 			t.Errorf("%s is missing from the environment", k)
 			return ""
 		}
-		return mustInterpolate(t, v)
+		return deployMustInterpolate(t, v)
 	}
 
 	// Contract §2: what each binary reads.
@@ -330,7 +330,7 @@ func TestComposeEnvironmentAndPorts(t *testing.T) {
 	}
 
 	// The database URL points at the postgres service with its credentials.
-	db, dbPort := urlPort(t, env(g, "AZEN_DATABASE_URL"))
+	db, dbPort := deployURLPort(t, env(g, "AZEN_DATABASE_URL"))
 	if db.Scheme != "postgres" && db.Scheme != "postgresql" {
 		t.Errorf("AZEN_DATABASE_URL scheme %q, want postgres", db.Scheme)
 	}
@@ -340,16 +340,16 @@ func TestComposeEnvironmentAndPorts(t *testing.T) {
 	if db.User.Username() != pg.Environment["POSTGRES_USER"] || strings.TrimPrefix(db.Path, "/") != pg.Environment["POSTGRES_DB"] {
 		t.Errorf("AZEN_DATABASE_URL user/database %q/%q do not match POSTGRES_USER/POSTGRES_DB", db.User.Username(), db.Path)
 	}
-	if pw, _ := db.User.Password(); pw != mustInterpolate(t, pg.Environment["POSTGRES_PASSWORD"]) {
+	if pw, _ := db.User.Password(); pw != deployMustInterpolate(t, pg.Environment["POSTGRES_PASSWORD"]) {
 		t.Error("AZEN_DATABASE_URL password is not POSTGRES_PASSWORD")
 	}
 
 	// The Redis URL points at the redis service with its password.
-	rdb, rdbPort := urlPort(t, env(g, "AZEN_REDIS_URL"))
+	rdb, rdbPort := deployURLPort(t, env(g, "AZEN_REDIS_URL"))
 	if rdb.Scheme != "redis" || rdb.Hostname() != "redis" || rdbPort != "6379" {
 		t.Errorf("AZEN_REDIS_URL %s://%s, want redis://redis:6379", rdb.Scheme, rdb.Host)
 	}
-	redisCmd := mustInterpolate(t, strings.Join(rd.Command, " "))
+	redisCmd := deployMustInterpolate(t, strings.Join(rd.Command, " "))
 	if pw, _ := rdb.User.Password(); !strings.Contains(redisCmd, "--requirepass "+pw) {
 		t.Error("AZEN_REDIS_URL password is not the one redis-server requires")
 	}
@@ -368,7 +368,7 @@ func TestComposeEnvironmentAndPorts(t *testing.T) {
 		t.Errorf("backend exposes %v, not its port %s", b.Expose, backendPort)
 	}
 	if b.Healthcheck != nil {
-		hc, hcPort := urlPort(t, b.Healthcheck.Test[len(b.Healthcheck.Test)-1])
+		hc, hcPort := deployURLPort(t, b.Healthcheck.Test[len(b.Healthcheck.Test)-1])
 		if hcPort != backendPort || hc.Path != "/readyz" {
 			t.Errorf("backend health check probes %s, want /readyz on port %s", hc, backendPort)
 		}
@@ -379,7 +379,7 @@ func TestComposeEnvironmentAndPorts(t *testing.T) {
 	sitePort := deployPort(t, env(g, "AZEN_SITE_ADDRESS"))
 	published := false
 	for _, p := range g.Ports {
-		r := mustInterpolate(t, p)
+		r := deployMustInterpolate(t, p)
 		if strings.Count(r, ":") != 1 {
 			t.Errorf("gateway port %q: write HOST:CONTAINER", p)
 			continue
@@ -391,17 +391,17 @@ func TestComposeEnvironmentAndPorts(t *testing.T) {
 		t.Errorf("gateway publishes %v, not its site port %s", g.Ports, sitePort)
 	}
 	if g.Healthcheck != nil {
-		hc, hcPort := urlPort(t, g.Healthcheck.Test[len(g.Healthcheck.Test)-1])
-		if admin := caddyfileAdminDefault(t); hc.Host != admin && "localhost:"+hcPort != admin {
+		hc, hcPort := deployURLPort(t, g.Healthcheck.Test[len(g.Healthcheck.Test)-1])
+		if admin := deployAdminDefault(t); hc.Host != admin && "localhost:"+hcPort != admin {
 			t.Errorf("gateway health check probes %s, but the admin endpoint defaults to %s", hc.Host, admin)
 		}
 	}
 }
 
 // caddyfileAdminDefault is the default of `admin {$AZEN_ADMIN_ADDR:…}`.
-func caddyfileAdminDefault(t *testing.T) string {
+func deployAdminDefault(t *testing.T) string {
 	t.Helper()
-	m := regexp.MustCompile(`(?m)^\s*admin \{\$AZEN_ADMIN_ADDR:([^}]+)\}`).FindSubmatch(readRepoFile(t, "Caddyfile"))
+	m := regexp.MustCompile(`(?m)^\s*admin \{\$AZEN_ADMIN_ADDR:([^}]+)\}`).FindSubmatch(deployRepoFile(t, "Caddyfile"))
 	if m == nil {
 		t.Fatal("the Caddyfile has no `admin {$AZEN_ADMIN_ADDR:default}`")
 	}
@@ -411,8 +411,8 @@ func caddyfileAdminDefault(t *testing.T) string {
 func TestComposeSecretsComeFromTheEnvironment(t *testing.T) {
 	for _, file := range []string{"docker-compose.yml", "deploy/compose.tls.yml"} {
 		t.Run(file, func(t *testing.T) {
-			c, raw := loadCompose(t, file)
-			vars := composeVars(t, file, raw)
+			c, raw := deployLoadCompose(t, file)
+			vars := deployComposeVars(t, file, raw)
 			for _, k := range deploySecretVars {
 				for _, op := range vars[k] {
 					if op != ":?" {
@@ -435,16 +435,16 @@ func TestComposeSecretsComeFromTheEnvironment(t *testing.T) {
 			// Rendering without any variable set must fail on the secrets,
 			// which proves there is no fallback value.
 			if len(vars) > 0 {
-				if _, err := interpolate(raw, map[string]string{}); err == nil && file == "docker-compose.yml" {
+				if _, err := deployInterpolate(raw, map[string]string{}); err == nil && file == "docker-compose.yml" {
 					t.Error("the compose file renders with no secrets set")
 				}
 			}
 		})
 	}
 	// deploy/gen-env.sh writes every variable the main file requires.
-	_, raw := loadCompose(t, "docker-compose.yml")
-	script := string(readRepoFile(t, "deploy/gen-env.sh"))
-	for k, ops := range composeVars(t, "docker-compose.yml", raw) {
+	_, raw := deployLoadCompose(t, "docker-compose.yml")
+	script := string(deployRepoFile(t, "deploy/gen-env.sh"))
+	for k, ops := range deployComposeVars(t, "docker-compose.yml", raw) {
 		if slices.Contains(ops, ":?") && !strings.Contains(script, `echo "`+k+"=") {
 			t.Errorf("deploy/gen-env.sh does not write %s, which docker-compose.yml requires", k)
 		}
@@ -459,8 +459,8 @@ func TestComposeSecretsComeFromTheEnvironment(t *testing.T) {
 }
 
 func TestComposeTLSOverlay(t *testing.T) {
-	c, raw := loadCompose(t, "deploy/compose.tls.yml")
-	base, _ := loadCompose(t, "docker-compose.yml")
+	c, raw := deployLoadCompose(t, "deploy/compose.tls.yml")
+	base, _ := deployLoadCompose(t, "docker-compose.yml")
 	for name := range c.Services {
 		if base.Services[name] == nil {
 			t.Errorf("overlay defines service %q, which the main file lacks", name)
@@ -473,11 +473,11 @@ func TestComposeTLSOverlay(t *testing.T) {
 	if !strings.Contains(g.Environment["AZEN_SITE_ADDRESS"], "${AZEN_DOMAIN:?") {
 		t.Errorf("overlay AZEN_SITE_ADDRESS = %q, want the required ${AZEN_DOMAIN:?...}", g.Environment["AZEN_SITE_ADDRESS"])
 	}
-	exposed := dockerfileExpose(t, base.Services["gateway"].Build.Dockerfile)
+	exposed := deployDockerfileExpose(t, base.Services["gateway"].Build.Dockerfile)
 	for _, want := range []string{"80", "443", "443/udp"} {
 		found := false
 		for _, p := range g.Ports {
-			_, container, _ := strings.Cut(mustInterpolate(t, p), ":")
+			_, container, _ := strings.Cut(deployMustInterpolate(t, p), ":")
 			found = found || strings.TrimSuffix(container, "/tcp") == want
 		}
 		if !found {
@@ -487,7 +487,7 @@ func TestComposeTLSOverlay(t *testing.T) {
 			t.Errorf("the gateway image does not EXPOSE %s", want)
 		}
 	}
-	if len(composeVars(t, "deploy/compose.tls.yml", raw)) == 0 {
+	if len(deployComposeVars(t, "deploy/compose.tls.yml", raw)) == 0 {
 		t.Error("overlay uses no variable")
 	}
 }
@@ -495,7 +495,7 @@ func TestComposeTLSOverlay(t *testing.T) {
 // TestDeployVariablesAreDocumented: every variable the compose files, the
 // Dockerfiles and the shipped Caddyfile read is explained in docs/deploy.md.
 func TestDeployVariablesAreDocumented(t *testing.T) {
-	docs := string(readRepoFile(t, "docs/deploy.md"))
+	docs := string(deployRepoFile(t, "docs/deploy.md"))
 	documented := func(where, name string) {
 		t.Helper()
 		if !strings.Contains(docs, "`"+name+"`") {
@@ -503,11 +503,11 @@ func TestDeployVariablesAreDocumented(t *testing.T) {
 		}
 	}
 	for _, file := range []string{"docker-compose.yml", "deploy/compose.tls.yml"} {
-		_, raw := loadCompose(t, file)
-		for k := range composeVars(t, file, raw) {
+		_, raw := deployLoadCompose(t, file)
+		for k := range deployComposeVars(t, file, raw) {
 			documented(file, k)
 		}
-		c, _ := loadCompose(t, file)
+		c, _ := deployLoadCompose(t, file)
 		for _, s := range c.Services {
 			for k := range s.Environment {
 				if strings.HasPrefix(k, "AZEN_") {
@@ -517,7 +517,7 @@ func TestDeployVariablesAreDocumented(t *testing.T) {
 		}
 	}
 	var caddyfile strings.Builder // without comments, which show examples
-	for _, l := range strings.Split(string(readRepoFile(t, "Caddyfile")), "\n") {
+	for _, l := range strings.Split(string(deployRepoFile(t, "Caddyfile")), "\n") {
 		if !strings.HasPrefix(strings.TrimSpace(l), "#") {
 			caddyfile.WriteString(l + "\n")
 		}
@@ -526,7 +526,7 @@ func TestDeployVariablesAreDocumented(t *testing.T) {
 		documented("Caddyfile", m[1]+m[2])
 	}
 	for _, df := range []string{"deploy/gateway.Dockerfile", "deploy/backend.Dockerfile"} {
-		for _, in := range parseDockerfile(t, df) {
+		for _, in := range deployParseDockerfile(t, df) {
 			if in.cmd == "ENV" {
 				for _, f := range strings.Fields(in.args) {
 					if k, _, ok := strings.Cut(f, "="); ok && strings.HasPrefix(k, "AZEN_") {
@@ -551,10 +551,10 @@ type dockerInstruction struct {
 	args string
 }
 
-func parseDockerfile(t *testing.T, rel string) []dockerInstruction {
+func deployParseDockerfile(t *testing.T, rel string) []dockerInstruction {
 	t.Helper()
 	var out []dockerInstruction
-	sc := bufio.NewScanner(bytes.NewReader(readRepoFile(t, rel)))
+	sc := bufio.NewScanner(bytes.NewReader(deployRepoFile(t, rel)))
 	var cur strings.Builder
 	start, n := 0, 0
 	for sc.Scan() {
@@ -584,10 +584,10 @@ func parseDockerfile(t *testing.T, rel string) []dockerInstruction {
 	return out
 }
 
-func dockerfileExpose(t *testing.T, rel string) []string {
+func deployDockerfileExpose(t *testing.T, rel string) []string {
 	t.Helper()
 	var ports []string
-	for _, in := range parseDockerfile(t, rel) {
+	for _, in := range deployParseDockerfile(t, rel) {
 		if in.cmd == "EXPOSE" {
 			ports = append(ports, strings.Fields(in.args)...)
 		}
@@ -598,7 +598,7 @@ func dockerfileExpose(t *testing.T, rel string) []string {
 func deployDockerignore(t *testing.T) []string {
 	t.Helper()
 	var patterns []string
-	for _, l := range strings.Split(string(readRepoFile(t, ".dockerignore")), "\n") {
+	for _, l := range strings.Split(string(deployRepoFile(t, ".dockerignore")), "\n") {
 		l = strings.TrimSpace(l)
 		if l != "" && !strings.HasPrefix(l, "#") {
 			patterns = append(patterns, l)
@@ -630,7 +630,7 @@ func deployIgnored(patterns []string, p string) bool {
 }
 
 // jsonArgs reads an exec-form argument list such as ["a", "b"].
-func jsonArgs(t *testing.T, df string, in dockerInstruction) []string {
+func deployJSONArgs(t *testing.T, df string, in dockerInstruction) []string {
 	t.Helper()
 	if !strings.HasPrefix(in.args, "[") {
 		t.Errorf("%s:%d: %s should use the exec form [\"...\"] (no shell in the image)", df, in.line, in.cmd)
@@ -644,7 +644,7 @@ func jsonArgs(t *testing.T, df string, in dockerInstruction) []string {
 }
 
 func TestDockerfiles(t *testing.T) {
-	c, _ := loadCompose(t, "docker-compose.yml")
+	c, _ := deployLoadCompose(t, "docker-compose.yml")
 	root := testenv.RepoRoot(t)
 	ignore := deployDockerignore(t)
 	for _, tc := range []struct{ service, binary, pkg string }{
@@ -663,7 +663,7 @@ func TestDockerfiles(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(root, df)); err != nil {
 				t.Fatalf("Dockerfile %s does not exist", df)
 			}
-			ins := parseDockerfile(t, df)
+			ins := deployParseDockerfile(t, df)
 
 			var froms []dockerInstruction
 			for _, in := range ins {
@@ -764,12 +764,12 @@ func TestDockerfiles(t *testing.T) {
 			for _, in := range finalStage {
 				switch in.cmd {
 				case "ENTRYPOINT":
-					entry = jsonArgs(t, df, in)
+					entry = deployJSONArgs(t, df, in)
 				case "CMD":
-					cmd = jsonArgs(t, df, in)
+					cmd = deployJSONArgs(t, df, in)
 				case "HEALTHCHECK":
 					args := in.args[strings.Index(in.args, "CMD ")+4:]
-					hc := jsonArgs(t, df, dockerInstruction{line: in.line, cmd: "HEALTHCHECK CMD", args: args})
+					hc := deployJSONArgs(t, df, dockerInstruction{line: in.line, cmd: "HEALTHCHECK CMD", args: args})
 					if len(hc) > 0 && !copied[hc[0]] {
 						t.Errorf("%s: HEALTHCHECK runs %s, which the image does not contain", df, hc[0])
 					}
