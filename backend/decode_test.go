@@ -112,3 +112,22 @@ func TestNewUUIDv7IsCanonical(t *testing.T) {
 		t.Errorf("%s", id)
 	}
 }
+
+func FuzzTerms(f *testing.F) {
+	for _, s := range []string{"Hello, World!", "Straße ﬁne ＡＢＣ", "\xff\xfe", strings.Repeat("a", 200), "日本語のテキスト", "e\u0301"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		freq, n := terms(text)
+		total := 0
+		for term, c := range freq {
+			if term == "" || utf8.RuneCountInString(term) > maxTermRunes || c < 1 {
+				t.Fatalf("term %q x%d", term, c)
+			}
+			total += c
+		}
+		if total != n {
+			t.Fatalf("length %d, counts sum to %d", n, total)
+		}
+	})
+}
