@@ -104,7 +104,7 @@ func (s *server) api(h apiHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := s.signer.Verify(r, s.now())
 		if err != nil {
-			contract.WriteError(w, contract.NewError(http.StatusUnauthorized, "Request was not signed by the gateway: "+err.Error()+"."))
+			contract.WriteError(w, contract.NewError(http.StatusUnauthorized, "Gateway authentication failed: "+err.Error()+"."))
 			return
 		}
 		// A database that hangs must not hang the client: the request gets
