@@ -26,6 +26,15 @@ const authCaddyfile = `{
 }
 {$AZEN_SITE_ADDRESS} {
 	azen_request_id
+	log {
+		output stderr
+		format filter {
+			wrap json
+			fields {
+				request>headers>Azen-Api-Key delete
+			}
+		}
+	}
 	handle /api/v1/* {
 		azen_auth {
 			database        {env.AZEN_DATABASE_URL}

@@ -28,6 +28,21 @@ func TestAuthSQLite(t *testing.T) {
 	if saw := up.Last(); saw.Verified != nil || saw.Identity.UserID != "carol" || saw.Identity.KeyID != id {
 		t.Fatalf("upstream saw %+v", saw)
 	}
+	// Caddy's access log records who called, never the key.
+	waitForLog(t, gw.Process, `"user_id":"`+id+`"`)
+	if strings.Contains(gw.Output(), key) {
+		t.Fatal("the key appears in the gateway's log")
+	}
+
+	// A reload with the same settings keeps the shared key store and cache.
+	if out, err := gw.Reload(strings.Replace(authCaddyfile, "azen_request_id", "azen_request_id\n\theader X-Reloaded yes", 1)); err != nil {
+		t.Fatalf("reload: %v: %s", err, out)
+	}
+	resp := call(t, gw.URL, &key)
+	if status(resp) != 200 || resp.Header.Get("X-Reloaded") != "yes" {
+		t.Fatalf("after reload: %d, X-Reloaded %q", resp.StatusCode, resp.Header.Get("X-Reloaded"))
+	}
+
 	unknown := strings.Replace(key, key[5:49], strings.Repeat("0", 44), 1) // keeps nothing of the key
 	expectAuth(t, gw.URL, unknown, 403, "")
 
