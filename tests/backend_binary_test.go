@@ -203,7 +203,7 @@ func TestBackendBinary(t *testing.T) {
 			urls = append(urls, "http://"+addr)
 		}
 		for i, u := range urls {
-			waitFor(t, "replica healthy", func() bool {
+			bkWaitFor(t, "replica healthy", func() bool {
 				if procs[i].Exited() {
 					t.Fatalf("replica %d exited:\n%s", i, procs[i].Output())
 				}
@@ -404,7 +404,7 @@ func TestBackendBinary(t *testing.T) {
 			t.Errorf("healthz during the outage: %d", resp.StatusCode)
 		}
 		pg.Start()
-		waitFor(t, "backend ready again", func() bool {
+		bkWaitFor(t, "backend ready again", func() bool {
 			resp, err := http.Get(b.URL + "/readyz")
 			if err != nil {
 				return false
@@ -412,7 +412,7 @@ func TestBackendBinary(t *testing.T) {
 			resp.Body.Close()
 			return resp.StatusCode == 200
 		})
-		waitFor(t, "API serving again", func() bool {
+		bkWaitFor(t, "API serving again", func() bool {
 			code, _ := c.do("GET", "/api/v1/memory/"+id, "", bkOrg, "u")
 			return code == 200
 		})
@@ -489,5 +489,17 @@ func TestBackendStartupErrors(t *testing.T) {
 				t.Errorf("stderr leaks a secret: %q", stderr)
 			}
 		})
+	}
+}
+
+// bkWaitFor polls cond until it holds, failing after 15 s.
+func bkWaitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
