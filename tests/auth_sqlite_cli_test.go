@@ -34,6 +34,15 @@ func TestAuthSQLite(t *testing.T) {
 		t.Fatal("the key appears in the gateway's log")
 	}
 
+	// last_used_at is recorded in the background.
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(listLine(t, env, id), "lastUsedAt") {
+		if time.Now().After(deadline) {
+			t.Fatal("last_used_at never recorded")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
 	// A reload with the same settings keeps the shared key store and cache.
 	if out, err := gw.Reload(strings.Replace(authCaddyfile, "azen_request_id", "azen_request_id\n\theader X-Reloaded yes", 1)); err != nil {
 		t.Fatalf("reload: %v: %s", err, out)
