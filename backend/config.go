@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/azen-sh/gateway/internal/contract"
 	"github.com/azen-sh/gateway/internal/sqldb"
@@ -16,12 +17,17 @@ type config struct {
 	GatewaySecret  string
 	EncryptionKeys []encryptionKey // the first encrypts, all decrypt
 	Addr           string
+	DrainDelay     time.Duration // how long /readyz fails before the listener closes
 }
 
 type encryptionKey struct {
 	ID  string
 	Key []byte // 32 bytes
 }
+
+// defaultDrainDelay covers the gateway's health checks (every 1 s, 1 s
+// timeout) noticing that /readyz fails, with a margin.
+const defaultDrainDelay = 3 * time.Second
 
 // loadConfig reads and checks every variable. Its errors are one line that
 // names the variable and never repeats a secret.
@@ -43,6 +49,14 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
 		return config{}, fmt.Errorf("AZEN_BACKEND_ADDR: %q is not host:port", cfg.Addr)
+	}
+	cfg.DrainDelay = defaultDrainDelay
+	if raw := getenv("AZEN_BACKEND_DRAIN_DELAY"); raw != "" {
+		d, err := time.ParseDuration(raw)
+		if err != nil || d < 0 || d > time.Minute {
+			return config{}, fmt.Errorf("AZEN_BACKEND_DRAIN_DELAY: %q is not a duration from 0s to 1m", raw)
+		}
+		cfg.DrainDelay = d
 	}
 	return cfg, nil
 }

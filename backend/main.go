@@ -105,8 +105,9 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 	}
 	defer db.Close()
 
+	handler := newServer(store, signer, logger)
 	srv := &http.Server{
-		Handler:           newServer(store, signer, logger),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -124,6 +125,21 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
+	}
+	// The drain sequence: keep serving, but fail /readyz so that the
+	// gateways' health checks take this replica out of rotation; only then
+	// close the listener and idle connections. A second signal skips the
+	// rest of the wait; it is listened for before /readyz starts failing,
+	// so whoever saw it fail and then signals again is heard.
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(again)
+	handler.draining.Store(true)
+	logger.Info("draining: /readyz now fails; serving until the delay is over", "delay", cfg.DrainDelay.String())
+	select {
+	case <-time.After(cfg.DrainDelay):
+	case <-again:
+		logger.Info("second signal: ending the drain now")
 	}
 	logger.Info("shutting down: finishing in-flight requests")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 25*time.Second)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/azen-sh/gateway/internal/contract"
@@ -19,6 +20,8 @@ type server struct {
 	metrics *metrics
 	mux     *http.ServeMux
 	now     func() time.Time
+
+	draining atomic.Bool // set on SIGTERM: /readyz fails, everything else serves
 }
 
 func newServer(store *Store, signer *contract.Signer, logger *slog.Logger) *server {
@@ -149,6 +152,10 @@ func (s *server) handleHealthz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		contract.WriteError(w, contract.NewError(http.StatusInternalServerError, contract.MessageUnavailable))
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.store.Ready(ctx); err != nil {

@@ -77,8 +77,11 @@ func (c *bkClient) create(org, user, text, extra string) string {
 	return body["memoryId"].(string)
 }
 
+// bkEnv is a backend's environment. The drain delay is 0 so that tests
+// stop replicas at once; the SIGTERM test sets its own.
 func bkEnv(dbURL, secret, keys string) map[string]string {
-	return map[string]string{"AZEN_DATABASE_URL": dbURL, "AZEN_GATEWAY_SECRET": secret, "AZEN_ENCRYPTION_KEYS": keys}
+	return map[string]string{"AZEN_DATABASE_URL": dbURL, "AZEN_GATEWAY_SECRET": secret, "AZEN_ENCRYPTION_KEYS": keys,
+		"AZEN_BACKEND_DRAIN_DELAY": "0s"}
 }
 
 // TestBackendBinary runs the real azen-backend against one shared
@@ -247,9 +250,11 @@ func TestBackendBinary(t *testing.T) {
 		}
 	})
 
-	t.Run("SIGTERM lets an in-flight request finish, then the process exits 0", func(t *testing.T) {
+	t.Run("SIGTERM drains: readyz fails while requests are served, in-flight ones finish, exit 0", func(t *testing.T) {
 		secret := testenv.GatewaySecret()
-		b := testenv.StartBackend(t, bkEnv(pg.CreateDatabase(t), secret, testenv.EncryptionKeys("k1")))
+		env := bkEnv(pg.CreateDatabase(t), secret, testenv.EncryptionKeys("k1"))
+		env["AZEN_BACKEND_DRAIN_DELAY"] = "1m" // ended below by a second signal
+		b := testenv.StartBackend(t, env)
 		c := newBkClient(t, b.URL, secret)
 		body := []byte(`{"text":"written during shutdown"}`)
 		req, _ := http.NewRequest("POST", b.URL+"/api/v1/memory", bytes.NewReader(body))
@@ -272,11 +277,21 @@ func TestBackendBinary(t *testing.T) {
 		}
 		waitForLog(t, b.Process, `"listening"`)
 		b.Signal(syscall.SIGTERM)
+		waitForLog(t, b.Process, "draining")
+		resp, err := http.Get(b.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		getJSONError(t, resp, 500)
+		if code, body := c.do("GET", "/api/v1/memory", "", bkOrg, "u"); code != 200 {
+			t.Errorf("API during the drain: %d %v", code, body)
+		}
+		b.Signal(syscall.SIGTERM) // a second signal ends the drain
 		waitForLog(t, b.Process, "shutting down")
 		if _, err := conn.Write(body[10:]); err != nil {
 			t.Fatal(err)
 		}
-		resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+		resp, err = http.ReadResponse(bufio.NewReader(conn), req)
 		if err != nil {
 			t.Fatalf("in-flight request lost: %v", err)
 		}
@@ -469,6 +484,11 @@ func TestBackendStartupErrors(t *testing.T) {
 		{"missing keys", "AZEN_ENCRYPTION_KEYS", map[string]string{"AZEN_DATABASE_URL": db, "AZEN_GATEWAY_SECRET": secret}},
 		{"key of 16 bytes", "AZEN_ENCRYPTION_KEYS", bkEnv(db, secret, "k1:AAAAAAAAAAAAAAAAAAAAAA==")},
 		{"bad database URL", "AZEN_DATABASE_URL", bkEnv("mysql://x", secret, keys)},
+		{"bad drain delay", "AZEN_BACKEND_DRAIN_DELAY", func() map[string]string {
+			e := bkEnv(db, secret, keys)
+			e["AZEN_BACKEND_DRAIN_DELAY"] = "forever"
+			return e
+		}()},
 		{"bad listen address", "AZEN_BACKEND_ADDR", func() map[string]string {
 			e := bkEnv(db, secret, keys)
 			e["AZEN_BACKEND_ADDR"] = "nowhere"
