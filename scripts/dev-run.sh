@@ -22,6 +22,8 @@ export AZEN_DATABASE_URL="${AZEN_DATABASE_URL:-sqlite:.dev/azen.db}"
 export AZEN_BACKEND_ADDR="${AZEN_BACKEND_ADDR:-127.0.0.1:8081}"
 export AZEN_BACKENDS="${AZEN_BACKENDS:-$AZEN_BACKEND_ADDR}"
 export AZEN_SITE_ADDRESS="${AZEN_SITE_ADDRESS:-:8080}"
+# No load balancer watches a dev backend: stop it at once on Ctrl-C.
+export AZEN_BACKEND_DRAIN_DELAY="${AZEN_BACKEND_DRAIN_DELAY:-0s}"
 port="${AZEN_SITE_ADDRESS##*:}"
 
 pids=()
