@@ -56,8 +56,10 @@ type keyCache struct {
 	ttl           time.Duration
 	maxPositive   int
 	maxNegative   int
-	lookupTimeout time.Duration
-	backoff       time.Duration
+	lookupTimeout time.Duration // for keys not cached at all
+	staleTimeout  time.Duration // for refreshing an expired entry, which can answer instead
+	backoff       time.Duration // after the first failure; doubles up to maxBackoff
+	maxBackoff    time.Duration
 	fetch         keyFetcher
 
 	mu       sync.RWMutex
@@ -67,6 +69,7 @@ type keyCache struct {
 	gen      uint64
 
 	failedUntil atomic.Int64 // Unix nanoseconds; the store is not asked before
+	failures    atomic.Int64 // consecutive store failures
 	flight      singleflight.Group
 }
 
@@ -74,7 +77,8 @@ func newKeyCache(fetch keyFetcher, ttl time.Duration, size int) *keyCache {
 	neg := max(size/4, 16)
 	return &keyCache{
 		ttl: ttl, maxPositive: size, maxNegative: neg,
-		lookupTimeout: 3 * time.Second, backoff: 250 * time.Millisecond,
+		lookupTimeout: 3 * time.Second, staleTimeout: time.Second,
+		backoff: 250 * time.Millisecond, maxBackoff: 4 * time.Second,
 		fetch:    fetch,
 		positive: make(map[KeyHash]*cacheEntry), negative: make(map[KeyHash]*cacheEntry),
 		byID: make(map[string]KeyHash),
@@ -100,19 +104,27 @@ func (c *keyCache) Lookup(ctx context.Context, h KeyHash, now time.Time) (*cache
 		}
 		return nil, cacheMiss, errStoreUnavailable
 	}
+	timeout := c.lookupTimeout
+	if e != nil {
+		timeout = c.staleTimeout // a slow store should not hold up a key we can answer for
+	}
 	v, err, _ := c.flight.Do(flightKey(h, gen), func() (any, error) {
 		// Detached from the first caller: its cancellation must not fail
 		// the others waiting on this query.
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.lookupTimeout)
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 		defer cancel()
 		k, err := c.fetch.ByHash(fctx, h)
 		switch {
 		case err == nil:
+			c.failures.Store(0)
 			return c.store(h, gen, &cacheEntry{key: k, found: true, fetched: now}), nil
 		case errors.Is(err, ErrKeyNotFound):
+			c.failures.Store(0)
 			return c.store(h, gen, &cacheEntry{fetched: now}), nil
 		default:
-			c.failedUntil.Store(now.Add(c.backoff).UnixNano())
+			n := c.failures.Add(1)
+			wait := min(c.backoff<<min(n-1, 16), c.maxBackoff)
+			c.failedUntil.Store(now.Add(wait).UnixNano())
 			return nil, err
 		}
 	})

@@ -228,3 +228,31 @@ func TestCacheIsBounded(t *testing.T) {
 		t.Fatalf("id index has %d entries for %d keys", len(c.byID), p)
 	}
 }
+
+func TestBackoffGrowsWhileTheStoreFailsAndResets(t *testing.T) {
+	f := newFakeStore()
+	f.fail(errors.New("down"))
+	c := newKeyCache(f, time.Minute, 10)
+	plain, _ := GenerateKey()
+	now := time.Now()
+	var waits []time.Duration
+	for i := 0; i < 6; i++ {
+		c.Lookup(context.Background(), HashKey(plain), now)
+		until := time.Unix(0, c.failedUntil.Load())
+		waits = append(waits, until.Sub(now))
+		now = until // next attempt right when the back-off ends
+	}
+	want := []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second, 4 * time.Second}
+	for i := range want {
+		if waits[i] != want[i] {
+			t.Fatalf("back-offs %v, want %v", waits, want)
+		}
+	}
+	f.fail(nil)
+	if _, _, err := c.Lookup(context.Background(), HashKey(plain), now); err != nil {
+		t.Fatal(err)
+	}
+	if c.failures.Load() != 0 {
+		t.Fatal("failure count not reset by a success")
+	}
+}
