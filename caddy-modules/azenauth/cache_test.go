@@ -109,25 +109,29 @@ func TestConcurrentMissesCollapseIntoOneQuery(t *testing.T) {
 	f.gate = make(chan struct{})
 	c := newKeyCache(f, time.Minute, 10)
 	plain, _ := testKey(t, f)
-	var wg sync.WaitGroup
+	var wg, started sync.WaitGroup
 	for i := 0; i < 50; i++ {
 		wg.Add(1)
+		started.Add(1)
 		go func() {
 			defer wg.Done()
+			started.Done()
 			if e, _, err := c.Lookup(context.Background(), HashKey(plain), time.Now()); err != nil || !e.found {
 				t.Errorf("lookup: %v", err)
 			}
 		}()
 	}
+	started.Wait()
 	for f.calls.Load() == 0 {
 		time.Sleep(time.Millisecond)
 	}
-	time.Sleep(20 * time.Millisecond) // let the others queue up behind the first
-	close(f.gate)
-	wg.Wait()
+	time.Sleep(50 * time.Millisecond) // let the others reach the cache
+	// While the first query is held, every other miss joins it.
 	if n := f.calls.Load(); n != 1 {
 		t.Fatalf("50 concurrent misses made %d queries, want 1", n)
 	}
+	close(f.gate)
+	wg.Wait()
 }
 
 func TestStoreFailureWithoutEntryIsAnError(t *testing.T) {
