@@ -13,7 +13,7 @@ import (
 func TestAuthRevocationOverRedisCluster(t *testing.T) {
 	cluster := testenv.StartRedisCluster(t, 3)
 	secret := testenv.GatewaySecret()
-	up := startSignedUpstream(t, secret)
+	up := startAuthUpstream(t, secret)
 	env := map[string]string{
 		"AZEN_DATABASE_URL":   "sqlite:" + filepath.Join(t.TempDir(), "azen.db"),
 		"AZEN_REDIS_URL":      cluster.URL(),
@@ -30,8 +30,8 @@ func TestAuthRevocationOverRedisCluster(t *testing.T) {
 	for _, n := range cluster.Nodes {
 		nodes = append(nodes, n.URL())
 	}
-	waitForSubscribers(t, 2, nodes...)
+	waitForKeySubscribers(t, 2, nodes...)
 	testenv.Command(t, env, "keys", "disable", id)
-	eventually(t, gw1.URL, key, 403, time.Second)
-	eventually(t, gw2.URL, key, 403, time.Second)
+	authEventually(t, gw1.URL, key, 403, time.Second)
+	authEventually(t, gw2.URL, key, 403, time.Second)
 }

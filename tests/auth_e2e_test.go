@@ -23,7 +23,7 @@ func TestAuthEndToEnd(t *testing.T) {
 	pg := testenv.StartPostgres(t)
 	rd := testenv.StartRedis(t)
 	secret := testenv.GatewaySecret()
-	up := startSignedUpstream(t, secret)
+	up := startAuthUpstream(t, secret)
 	base := map[string]string{
 		"AZEN_DATABASE_URL":   pg.CreateDatabase(t),
 		"AZEN_REDIS_URL":      rd.URL(),
@@ -39,14 +39,14 @@ func TestAuthEndToEnd(t *testing.T) {
 		_, good := testenv.CreateKey(t, cli, "--org", org, "--user", "alice")
 		disabledID, disabled := testenv.CreateKey(t, cli)
 		testenv.Command(t, cli, "keys", "disable", disabledID)
-		expired := insertKey(t, base["AZEN_DATABASE_URL"], org, "alice", time.Now().Add(-time.Second))
-		noOrg := insertKey(t, base["AZEN_DATABASE_URL"], "", "alice", time.Time{})
-		noUser := insertKey(t, base["AZEN_DATABASE_URL"], org, "", time.Time{})
+		expired := authInsertKey(t, base["AZEN_DATABASE_URL"], org, "alice", time.Now().Add(-time.Second))
+		noOrg := authInsertKey(t, base["AZEN_DATABASE_URL"], "", "alice", time.Time{})
+		noUser := authInsertKey(t, base["AZEN_DATABASE_URL"], org, "", time.Time{})
 		unknown, _ := azenauth.GenerateKey()
-		mistyped := good[:20] + flipCase(good[20]) + good[21:]
+		mistyped := good[:20] + authFlipCase(good[20]) + good[21:]
 
 		t.Run("missing header is 401", func(t *testing.T) {
-			e := getJSONError(t, call(t, gw1.URL, nil), 401)
+			e := getJSONError(t, authCall(t, gw1.URL, nil), 401)
 			if !strings.Contains(e.Message, "azen-api-key") {
 				t.Errorf("message %q", e.Message)
 			}
@@ -89,7 +89,7 @@ func TestAuthEndToEnd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := status(resp); got != 200 {
+			if got := authStatus(resp); got != 200 {
 				t.Fatalf("status %d", got)
 			}
 		})
@@ -97,7 +97,7 @@ func TestAuthEndToEnd(t *testing.T) {
 
 	t.Run("upstream gets a signed identity and no key", func(t *testing.T) {
 		k := testenv.CreateKeyFull(t, cli, "--org", org, "--user", "bob", "--tier", "pro")
-		resp := call(t, gw1.URL, &k.Key, "Azen-User-Id", "mallory", "Azen-Organization-Id", testenv.NewUUID(),
+		resp := authCall(t, gw1.URL, &k.Key, "Azen-User-Id", "mallory", "Azen-Organization-Id", testenv.NewUUID(),
 			"Azen-Signature", "forged", "Azen-Extra", "x")
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
@@ -130,17 +130,17 @@ func TestAuthEndToEnd(t *testing.T) {
 		// The cache TTL is 30 s: only the invalidation can explain a change
 		// within a second.
 		testenv.Command(t, cli, "keys", "disable", id)
-		eventually(t, gw1.URL, key, 403, time.Second)
-		eventually(t, gw2.URL, key, 403, time.Second)
+		authEventually(t, gw1.URL, key, 403, time.Second)
+		authEventually(t, gw2.URL, key, 403, time.Second)
 		expectAuth(t, gw1.URL, key, 403, "API key is disabled.")
 
 		testenv.Command(t, cli, "keys", "enable", id)
-		eventually(t, gw1.URL, key, 200, time.Second)
-		eventually(t, gw2.URL, key, 200, time.Second)
+		authEventually(t, gw1.URL, key, 200, time.Second)
+		authEventually(t, gw2.URL, key, 200, time.Second)
 
 		testenv.Command(t, cli, "keys", "delete", id)
-		eventually(t, gw1.URL, key, 403, time.Second)
-		eventually(t, gw2.URL, key, 403, time.Second)
+		authEventually(t, gw1.URL, key, 403, time.Second)
+		authEventually(t, gw2.URL, key, 403, time.Second)
 		expectAuth(t, gw2.URL, key, 403, "Unknown API key.")
 	})
 
@@ -148,12 +148,12 @@ func TestAuthEndToEnd(t *testing.T) {
 		id, key := testenv.CreateKey(t, cli)
 		expectAuth(t, gw1.URL, key, 200, "")
 		rd.Restart()
-		waitForSubscribers(t, 2, rd.URL())
+		waitForKeySubscribers(t, 2, rd.URL())
 		expectAuth(t, gw1.URL, key, 200, "")
 		expectAuth(t, gw2.URL, key, 200, "")
 		testenv.Command(t, cli, "keys", "disable", id)
-		eventually(t, gw1.URL, key, 403, time.Second)
-		eventually(t, gw2.URL, key, 403, time.Second)
+		authEventually(t, gw1.URL, key, 403, time.Second)
+		authEventually(t, gw2.URL, key, 403, time.Second)
 	})
 
 	t.Run("failed attempts are limited per client address", func(t *testing.T) {
@@ -163,7 +163,7 @@ func TestAuthEndToEnd(t *testing.T) {
 		for i := 0; i < 3; i++ {
 			expectAuth(t, trusting.URL, unknown, 403, "Unknown API key.", "X-Forwarded-For", "198.51.100.1")
 		}
-		resp := call(t, trusting.URL, &unknown, "X-Forwarded-For", "198.51.100.1")
+		resp := authCall(t, trusting.URL, &unknown, "X-Forwarded-For", "198.51.100.1")
 		if resp.Header.Get("Retry-After") == "" {
 			t.Error("429 without Retry-After")
 		}
@@ -213,26 +213,26 @@ func TestAuthEndToEnd(t *testing.T) {
 		expectAuth(t, gw1.URL, cached, 200, "")
 		// The test server runs with synchronous_commit=off: make sure the
 		// new keys survive its crash.
-		checkpoint(t, base["AZEN_DATABASE_URL"])
+		authCheckpoint(t, base["AZEN_DATABASE_URL"])
 		pg.Stop()
 		time.Sleep(1100 * time.Millisecond) // let the 1 s entry expire
 		expectAuth(t, short.URL, cached, 200, "")
 		expectAuth(t, gw1.URL, cached, 200, "")
-		e := getJSONError(t, call(t, short.URL, &uncached), 500)
+		e := getJSONError(t, authCall(t, short.URL, &uncached), 500)
 		if e.Message != contract.MessageInternal {
 			t.Errorf("500 message %q is not the generic one", e.Message)
 		}
 		unknown, _ := azenauth.GenerateKey()
-		getJSONError(t, call(t, gw2.URL, &unknown), 500)
+		getJSONError(t, authCall(t, gw2.URL, &unknown), 500)
 		expectAuth(t, short.URL, "not-a-key", 403, "") // refused without the database
 		pg.Start()
-		eventually(t, short.URL, uncached, 200, 10*time.Second)
+		authEventually(t, short.URL, uncached, 200, 10*time.Second)
 	})
 }
 
-// insertKey stores a key row the CLI would refuse to create (no
+// authInsertKey stores a key row the CLI would refuse to create (no
 // organization, no user, already expired) and returns the plaintext key.
-func insertKey(t *testing.T, dbURL, org, user string, expires time.Time) string {
+func authInsertKey(t *testing.T, dbURL, org, user string, expires time.Time) string {
 	t.Helper()
 	db, err := sqldb.Open(dbURL)
 	if err != nil {
@@ -259,7 +259,7 @@ func insertKey(t *testing.T, dbURL, org, user string, expires time.Time) string 
 	return key
 }
 
-func checkpoint(t *testing.T, dbURL string) {
+func authCheckpoint(t *testing.T, dbURL string) {
 	t.Helper()
 	db, err := sqldb.Open(dbURL)
 	if err != nil {
@@ -271,7 +271,7 @@ func checkpoint(t *testing.T, dbURL string) {
 	}
 }
 
-func flipCase(c byte) string {
+func authFlipCase(c byte) string {
 	switch {
 	case c >= 'a' && c <= 'z':
 		return string(c - 32)
@@ -284,11 +284,11 @@ func flipCase(c byte) string {
 	}
 }
 
-// waitForSubscribers waits until n gateways listen on the invalidation
+// waitForKeySubscribers waits until n gateways listen on the invalidation
 // channel of the Redis servers at urls (summed: in a Cluster each node
 // counts only its own subscribers). After a Redis restart the gateways
 // resubscribe by themselves.
-func waitForSubscribers(t *testing.T, n int64, urls ...string) {
+func waitForKeySubscribers(t *testing.T, n int64, urls ...string) {
 	t.Helper()
 	var clients []*redis.Client
 	for _, u := range urls {

@@ -66,30 +66,30 @@ func authEnv(base map[string]string, overrides ...string) map[string]string {
 	return env
 }
 
-// signedUpstream is a real HTTP server standing in for the backend: it
+// authUpstream is a real HTTP server standing in for the backend: it
 // verifies the gateway's signature with the shared contract code and
 // reports what it saw.
-type signedUpstream struct {
+type authUpstream struct {
 	Addr   string
 	signer *contract.Signer
 	mu     sync.Mutex
-	last   upstreamSaw
+	last   authUpstreamSaw
 }
 
-type upstreamSaw struct {
+type authUpstreamSaw struct {
 	Identity  contract.Identity
 	Verified  error
 	APIKey    string
 	AzenNames []string
 }
 
-func startSignedUpstream(t *testing.T, secret string) *signedUpstream {
+func startAuthUpstream(t *testing.T, secret string) *authUpstream {
 	t.Helper()
 	signer, err := contract.NewSigner(secret)
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := &signedUpstream{Addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), signer: signer}
+	u := &authUpstream{Addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), signer: signer}
 	srv := &http.Server{Handler: http.HandlerFunc(u.serve), ReadHeaderTimeout: 5 * time.Second}
 	ln := mustListen(t, u.Addr)
 	go srv.Serve(ln)
@@ -97,9 +97,9 @@ func startSignedUpstream(t *testing.T, secret string) *signedUpstream {
 	return u
 }
 
-func (u *signedUpstream) serve(w http.ResponseWriter, r *http.Request) {
+func (u *authUpstream) serve(w http.ResponseWriter, r *http.Request) {
 	id, err := u.signer.Verify(r, time.Now())
-	saw := upstreamSaw{Identity: id, Verified: err, APIKey: r.Header.Get(contract.APIKeyHeader)}
+	saw := authUpstreamSaw{Identity: id, Verified: err, APIKey: r.Header.Get(contract.APIKeyHeader)}
 	for name := range r.Header {
 		if strings.HasPrefix(strings.ToLower(name), "azen-") {
 			saw.AzenNames = append(saw.AzenNames, name)
@@ -116,15 +116,15 @@ func (u *signedUpstream) serve(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(id)
 }
 
-func (u *signedUpstream) Last() upstreamSaw {
+func (u *authUpstream) Last() authUpstreamSaw {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return u.last
 }
 
-// call sends GET path to gw with the key (none when key is nil) and extra
+// authCall sends GET path to gw with the key (none when key is nil) and extra
 // headers in pairs.
-func call(t *testing.T, gwURL string, key *string, headers ...string) *http.Response {
+func authCall(t *testing.T, gwURL string, key *string, headers ...string) *http.Response {
 	t.Helper()
 	req, err := http.NewRequest("GET", gwURL+"/api/v1/memory", nil)
 	if err != nil {
@@ -143,8 +143,8 @@ func call(t *testing.T, gwURL string, key *string, headers ...string) *http.Resp
 	return resp
 }
 
-// status returns the response's status and closes it.
-func status(resp *http.Response) int {
+// authStatus returns the response's status and closes it.
+func authStatus(resp *http.Response) int {
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode
@@ -154,9 +154,9 @@ func status(resp *http.Response) int {
 // contract body and message.
 func expectAuth(t *testing.T, gwURL, key string, code int, message string, headers ...string) {
 	t.Helper()
-	resp := call(t, gwURL, &key, headers...)
+	resp := authCall(t, gwURL, &key, headers...)
 	if code == 200 {
-		if got := status(resp); got != 200 {
+		if got := authStatus(resp); got != 200 {
 			t.Fatalf("status %d, want 200", got)
 		}
 		return
@@ -167,13 +167,13 @@ func expectAuth(t *testing.T, gwURL, key string, code int, message string, heade
 	}
 }
 
-// eventually polls gw with key until it answers code, for at most within.
+// authEventually polls gw with key until it answers code, for at most within.
 // It returns how long that took.
-func eventually(t *testing.T, gwURL, key string, code int, within time.Duration) time.Duration {
+func authEventually(t *testing.T, gwURL, key string, code int, within time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
 	for {
-		got := status(call(t, gwURL, &key))
+		got := authStatus(authCall(t, gwURL, &key))
 		if got == code {
 			return time.Since(start)
 		}

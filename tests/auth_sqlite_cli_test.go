@@ -18,7 +18,7 @@ import (
 // the CLI and the gateway, no Redis (revocation within cache_ttl).
 func TestAuthSQLite(t *testing.T) {
 	secret := testenv.GatewaySecret()
-	up := startSignedUpstream(t, secret)
+	up := startAuthUpstream(t, secret)
 	dbURL := "sqlite:" + filepath.Join(t.TempDir(), "azen.db")
 	env := map[string]string{"AZEN_DATABASE_URL": dbURL, "AZEN_GATEWAY_SECRET": secret, "UP": up.Addr}
 	gw := testenv.StartGateway(t, authCaddyfile, authEnv(env, "CACHE_TTL", "1s"))
@@ -36,7 +36,7 @@ func TestAuthSQLite(t *testing.T) {
 
 	// last_used_at is recorded in the background.
 	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(listLine(t, env, id), "lastUsedAt") {
+	for !strings.Contains(authListLine(t, env, id), "lastUsedAt") {
 		if time.Now().After(deadline) {
 			t.Fatal("last_used_at never recorded")
 		}
@@ -47,8 +47,8 @@ func TestAuthSQLite(t *testing.T) {
 	if out, err := gw.Reload(strings.Replace(authCaddyfile, "azen_request_id", "azen_request_id\n\theader X-Reloaded yes", 1)); err != nil {
 		t.Fatalf("reload: %v: %s", err, out)
 	}
-	resp := call(t, gw.URL, &key)
-	if status(resp) != 200 || resp.Header.Get("X-Reloaded") != "yes" {
+	resp := authCall(t, gw.URL, &key)
+	if authStatus(resp) != 200 || resp.Header.Get("X-Reloaded") != "yes" {
 		t.Fatalf("after reload: %d, X-Reloaded %q", resp.StatusCode, resp.Header.Get("X-Reloaded"))
 	}
 
@@ -57,7 +57,7 @@ func TestAuthSQLite(t *testing.T) {
 
 	// Without Redis a disabled key stops working within cache_ttl (1 s here).
 	testenv.Command(t, env, "keys", "disable", id)
-	eventually(t, gw.URL, key, 403, 3*time.Second)
+	authEventually(t, gw.URL, key, 403, 3*time.Second)
 	expectAuth(t, gw.URL, key, 403, "API key is disabled.")
 
 	t.Run("expiry set by the CLI is honoured", func(t *testing.T) {
@@ -205,11 +205,11 @@ func TestAuthKeysCommand(t *testing.T) {
 		if out := testenv.Command(t, env, "keys", "disable", id); !strings.Contains(out, "disabled key "+id) {
 			t.Errorf("disable printed %q", out)
 		}
-		if !strings.Contains(listLine(t, env, id), `"enabled": false`) {
+		if !strings.Contains(authListLine(t, env, id), `"enabled": false`) {
 			t.Error("not disabled")
 		}
 		testenv.Command(t, env, "keys", "enable", id)
-		if !strings.Contains(listLine(t, env, id), `"enabled": true`) {
+		if !strings.Contains(authListLine(t, env, id), `"enabled": true`) {
 			t.Error("not enabled")
 		}
 		testenv.Command(t, env, "keys", "delete", id)
@@ -224,7 +224,7 @@ func TestAuthKeysCommand(t *testing.T) {
 		if err == nil || !strings.Contains(errOut, "could not be published") {
 			t.Fatalf("err %v, stderr %s", err, errOut)
 		}
-		if !strings.Contains(listLine(t, env, id), `"enabled": false`) {
+		if !strings.Contains(authListLine(t, env, id), `"enabled": false`) {
 			t.Error("the key was not disabled")
 		}
 	})
@@ -304,8 +304,8 @@ func TestAuthKeysCommand(t *testing.T) {
 	})
 }
 
-// listLine returns the JSON object of key id from `keys list --json`.
-func listLine(t *testing.T, env map[string]string, id string) string {
+// authListLine returns the JSON object of key id from `keys list --json`.
+func authListLine(t *testing.T, env map[string]string, id string) string {
 	t.Helper()
 	var list []map[string]any
 	json.Unmarshal([]byte(testenv.Command(t, env, "keys", "list", "--json")), &list)
