@@ -212,8 +212,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.metrics.outcome(outcomeError)
 		return caddyhttp.Error(http.StatusInternalServerError, fmt.Errorf("azen_auth: %w", err))
 	}
-	if res == cacheStale {
-		if ce := h.logger.Check(zapcore.WarnLevel, "key store unavailable; answering from an expired cache entry"); ce != nil {
+	if res == cacheStale && h.rt.staleLog.Allow(now) {
+		if ce := h.logger.Check(zapcore.WarnLevel, "key store unavailable; answering from expired cache entries (logged at most every 10 s)"); ce != nil {
 			ce.Write(zap.String("key_id", e.key.ID))
 		}
 	}

@@ -47,7 +47,8 @@ type runtime struct {
 	releaseRedis func()
 	subscribe    sync.Once
 
-	touches chan string
+	touches  chan string
+	staleLog logEvery
 
 	// ctx lives as long as the runtime, which outlives the config that
 	// created it; it is cancelled in Destruct.
@@ -185,6 +186,14 @@ func (rt *runtime) receive(ps *redis.PubSub, subscribed func()) error {
 			}
 		}
 	}
+}
+
+// logEvery lets a repeated log line through at most once per 10 s.
+type logEvery struct{ next atomic.Int64 }
+
+func (l *logEvery) Allow(now time.Time) bool {
+	next := l.next.Load()
+	return now.UnixNano() >= next && l.next.CompareAndSwap(next, now.Add(10*time.Second).UnixNano())
 }
 
 func isTimeout(err error) bool {
