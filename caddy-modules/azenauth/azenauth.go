@@ -225,7 +225,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.refuse(client, now, outcomeDisabled, msgDisabled)
 	case k.Expired(now):
 		return h.refuse(client, now, outcomeExpired, msgExpired)
-	case k.OrganizationID == "" || k.UserID == "":
+	case !ValidUUID(k.OrganizationID) || !usableUserID(k.UserID):
 		return h.refuse(client, now, outcomeIncomplete, msgIncomplete)
 	}
 
@@ -250,6 +250,21 @@ func (h *Handler) refuse(client clientAddr, now time.Time, outcome, message stri
 	h.rt.failures.Fail(client, now)
 	h.metrics.outcome(outcome)
 	return caddyhttp.Error(http.StatusForbidden, contract.Public(message))
+}
+
+// usableUserID reports whether a stored user id can travel in a header and
+// be signed: not empty, at most 255 bytes, no control characters. The CLI
+// only stores such ids; rows written by other means might not be.
+func usableUserID(s string) bool {
+	if s == "" || len(s) > 255 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // clientIP is Caddy's client_ip: the peer, or the X-Forwarded-For address

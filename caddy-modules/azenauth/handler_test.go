@@ -116,6 +116,10 @@ func TestCheckOrderAndStatuses(t *testing.T) {
 	insertRaw(t, st, noUser, org, nil, true, nil)
 	blankUser, _ := GenerateKey()
 	insertRaw(t, st, blankUser, org, "  ", true, nil)
+	badOrg, _ := GenerateKey()
+	insertRaw(t, st, badOrg, "acme", "alice", true, nil)
+	newlineUser, _ := GenerateKey()
+	insertRaw(t, st, newlineUser, org, "alice\r\nX-Evil: 1", true, nil)
 	disabledAndExpired, _ := GenerateKey()
 	insertRaw(t, st, disabledAndExpired, org, "alice", false, time.Now().Add(-time.Minute).UTC())
 	unknown, _ := GenerateKey()
@@ -141,6 +145,8 @@ func TestCheckOrderAndStatuses(t *testing.T) {
 		{"key without organization is 403", keyHeader(noOrg), 403, msgIncomplete},
 		{"key without user is 403", keyHeader(noUser), 403, msgIncomplete},
 		{"key with a blank user is 403", keyHeader(blankUser), 403, msgIncomplete},
+		{"key whose organization is not a UUID is 403", keyHeader(badOrg), 403, msgIncomplete},
+		{"key whose user cannot travel in a header is 403", keyHeader(newlineUser), 403, msgIncomplete},
 		{"valid key passes", keyHeader(goodKey), 0, ""},
 		{"surrounding spaces are ignored", keyHeader("  " + goodKey + " "), 0, ""},
 	}
