@@ -46,3 +46,20 @@ func FuzzAPIKeyHeader(f *testing.F) {
 		}
 	})
 }
+
+// FuzzValidUUID covers the parser of ids arriving from Redis messages and
+// the command line.
+func FuzzValidUUID(f *testing.F) {
+	f.Add("0b0e7a4c-1111-4a4a-8a8a-000000000001")
+	f.Add("0B0E7A4C-1111-4A4A-8A8A-00000000000G")
+	f.Add("*")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		if !ValidUUID(s) {
+			return
+		}
+		if len(s) != 36 || strings.Count(s, "-") != 4 || strings.Trim(strings.ToLower(s), "0123456789abcdef-") != "" {
+			t.Fatalf("accepted %q", s)
+		}
+	})
+}
