@@ -148,15 +148,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("azen_auth: failed_attempts: %w", err)
 	}
 
-	h.metrics, err = newAuthMetrics(ctx.GetMetricsRegistry())
-	if err != nil {
-		return fmt.Errorf("azen_auth: metrics: %w", err)
-	}
 	h.rt, h.release, err = loadRuntime(runtimeSettings{
 		database: database, redis: redisURL, cacheTTL: ttl, cacheSize: size, failedAttempts: rate,
 	}, h.logger)
 	if err != nil {
 		return fmt.Errorf("azen_auth: %w", err)
+	}
+	h.metrics, err = newAuthMetrics(ctx.GetMetricsRegistry(), h.rt.counters)
+	if err != nil {
+		return fmt.Errorf("azen_auth: metrics: %w", err)
 	}
 	return nil
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/azen-sh/gateway/internal/contract"
 )
@@ -373,4 +375,52 @@ func BenchmarkWarmAuth(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func TestCountersSurviveAReloadWithTheSameSettings(t *testing.T) {
+	h1, st := newTestHandler(t, nil)
+	_, plain, _ := mustCreate(t, st, NewKey{OrganizationID: "0b0e7a4c-1111-4a4a-8a8a-000000000001", UserID: "u"})
+	if s := serve(h1, "203.0.113.1", keyHeader(plain)); s.status != 0 {
+		t.Fatal(s.err)
+	}
+	// The new config (a new context and registry) starts before the old
+	// one is cleaned up, as in a Caddy reload.
+	h2 := &Handler{Database: h1.Database, Secret: testSecret, FailedAttempts: h1.FailedAttempts}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	if err := h2.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer h2.Cleanup()
+	if h2.rt != h1.rt {
+		t.Fatal("the reload did not keep the runtime (cache, store)")
+	}
+	if s := serve(h2, "203.0.113.1", keyHeader(plain)); s.status != 0 {
+		t.Fatal(s.err)
+	}
+	if got := counterValue(h2.metrics.outcomes[outcomeOK]); got != 2 {
+		t.Fatalf("ok counter %v after one request per config, want 2", got)
+	}
+	if got := counterValue(h2.metrics.cache[cacheHit]); got != 1 {
+		t.Fatalf("the second config's request was not a cache hit (hits %v)", got)
+	}
+	families, err := ctx.GetMetricsRegistry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, f := range families {
+		found = found || f.GetName() == "azen_auth_requests_total"
+	}
+	if !found {
+		t.Fatal("counters not registered on the new config's registry")
+	}
+}
+
+func counterValue(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		return -1
+	}
+	return m.GetCounter().GetValue()
 }

@@ -32,23 +32,36 @@ type authMetrics struct {
 	cache    [3]prometheus.Counter
 }
 
-// newAuthMetrics registers the counters on reg. Caddy gives every config
-// load a registry, and several azen_auth handlers share one: when the
-// counters are already registered the existing ones are used.
-func newAuthMetrics(reg prometheus.Registerer) (*authMetrics, error) {
-	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: "azen", Subsystem: "auth", Name: "requests_total",
-		Help: "Requests seen by azen_auth, by outcome.",
-	}, []string{"outcome"})
-	cache := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: "azen", Subsystem: "auth", Name: "key_cache_total",
-		Help: "API key lookups by cache result: hit, miss (the store was asked), stale (store failed, expired entry used).",
-	}, []string{"result"})
-	var err error
-	if requests, err = registerOnce(reg, requests); err != nil {
+// authCounters are the collectors; a runtime keeps one set, so counts
+// survive config reloads that keep the runtime.
+type authCounters struct {
+	requests *prometheus.CounterVec
+	cache    *prometheus.CounterVec
+}
+
+func newAuthCounters() authCounters {
+	return authCounters{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "azen", Subsystem: "auth", Name: "requests_total",
+			Help: "Requests seen by azen_auth, by outcome.",
+		}, []string{"outcome"}),
+		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "azen", Subsystem: "auth", Name: "key_cache_total",
+			Help: "API key lookups by cache result: hit, miss (the store was asked), stale (store failed, expired entry used).",
+		}, []string{"result"}),
+	}
+}
+
+// newAuthMetrics registers c on reg. Caddy gives every config load a
+// registry, and several azen_auth handlers share one: when the counters are
+// already registered the existing ones are used.
+func newAuthMetrics(reg prometheus.Registerer, c authCounters) (*authMetrics, error) {
+	requests, err := registerOnce(reg, c.requests)
+	if err != nil {
 		return nil, err
 	}
-	if cache, err = registerOnce(reg, cache); err != nil {
+	cache, err := registerOnce(reg, c.cache)
+	if err != nil {
 		return nil, err
 	}
 	m := &authMetrics{outcomes: make(map[string]prometheus.Counter, len(allOutcomes))}

@@ -49,6 +49,7 @@ type runtime struct {
 
 	touches  chan string
 	staleLog logEvery
+	counters authCounters
 
 	// ctx lives as long as the runtime, which outlives the config that
 	// created it; it is cancelled in Destruct.
@@ -78,6 +79,7 @@ func newRuntime(s runtimeSettings, logger *zap.Logger) (*runtime, error) {
 		failures: newFailureLimiter(s.failedAttempts, 100_000),
 		logger:   logger,
 		touches:  make(chan string, 1024),
+		counters: newAuthCounters(),
 	}
 	rt.cache = newKeyCache(rt.store, s.cacheTTL, s.cacheSize)
 	if s.redis != "" {
