@@ -154,7 +154,11 @@ func TestCheckOrderAndStatuses(t *testing.T) {
 	}
 	for _, row := range rows {
 		t.Run(row.rule, func(t *testing.T) {
+			before := lookups(h)
 			s := serve(h, "203.0.113.1", row.header)
+			if noLookup := row.status == 401 || row.message == msgMalformed || row.message == msgSeveral; noLookup && lookups(h) != before {
+				t.Fatal("refused without a key, yet looked one up")
+			}
 			if s.status != row.status || s.message != row.message {
 				t.Fatalf("got %d %q (err %v), want %d %q", s.status, s.message, s.err, row.status, row.message)
 			}
@@ -423,4 +427,9 @@ func counterValue(c prometheus.Counter) float64 {
 		return -1
 	}
 	return m.GetCounter().GetValue()
+}
+
+// lookups counts cache lookups (hits, misses, stale answers) of h.
+func lookups(h *Handler) float64 {
+	return counterValue(h.metrics.cache[cacheHit]) + counterValue(h.metrics.cache[cacheMiss]) + counterValue(h.metrics.cache[cacheStale])
 }
