@@ -57,6 +57,9 @@ type state struct {
 }
 
 func (s *state) Destruct() error {
+	if s.redis != nil {
+		s.redis.Close()
+	}
 	if s.release != nil {
 		s.release()
 	}

@@ -17,13 +17,19 @@ var (
 // (an EVAL once more after Redis lost its script cache), timed by Redis's
 // clock, so every gateway sharing the Redis shares one exact limit.
 type Redis struct {
-	rl *redis_rate.Limiter
+	rl    *redis_rate.Limiter
+	batch *batchingClient
 }
 
-// NewRedis wraps a client (single node, Sentinel or Cluster).
+// NewRedis wraps a client (single node, Sentinel or Cluster). Concurrent
+// calls are pipelined together (see batchingClient); Close stops that.
 func NewRedis(client redis.UniversalClient) *Redis {
-	return &Redis{rl: redis_rate.NewLimiter(client)}
+	b := newBatchingClient(client)
+	return &Redis{rl: redis_rate.NewLimiter(b), batch: b}
 }
+
+// Close stops the pipelining workers. It does not close the client.
+func (r *Redis) Close() { r.batch.close() }
 
 // Allow spends cost units of bucket under p if they are there. The caller
 // bounds the call with ctx's deadline.

@@ -1,0 +1,162 @@
+package limiter
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// batchingClient is the client redis_rate talks to. It passes everything
+// through except EVALSHA (the limiter script's normal path), which it
+// queues: a few workers each take whatever has queued while they were busy
+// and send it as one pipeline. Under light load a call goes out at once,
+// alone; under heavy load many requests share one write and one read on
+// each side, which is what a Redis on the same few CPUs as the gateway
+// needs. Every request still makes exactly one script call, in at most one
+// round trip.
+type batchingClient struct {
+	redis.UniversalClient
+	queue chan *batchItem
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	once  sync.Once
+}
+
+type batchItem struct {
+	ctx  context.Context
+	cmd  *redis.Cmd
+	done chan struct{}
+}
+
+const (
+	batchWorkers = 4
+	batchMax     = 256
+	batchQueue   = 4096
+)
+
+var errLimiterClosed = errors.New("rate limiter closed")
+
+func newBatchingClient(c redis.UniversalClient) *batchingClient {
+	b := &batchingClient{
+		UniversalClient: c,
+		queue:           make(chan *batchItem, batchQueue),
+		stop:            make(chan struct{}),
+	}
+	for i := 0; i < batchWorkers; i++ {
+		b.wg.Add(1)
+		go b.work()
+	}
+	return b
+}
+
+// EvalSha queues the call and waits for its batch, or for ctx.
+func (b *batchingClient) EvalSha(ctx context.Context, sha1 string, keys []string, args ...any) *redis.Cmd {
+	cmdArgs := make([]any, 0, 3+len(keys)+len(args))
+	cmdArgs = append(cmdArgs, "evalsha", sha1, len(keys))
+	for _, k := range keys {
+		cmdArgs = append(cmdArgs, k)
+	}
+	cmdArgs = append(cmdArgs, args...)
+	it := &batchItem{ctx: ctx, cmd: redis.NewCmd(ctx, cmdArgs...), done: make(chan struct{})}
+	select {
+	case b.queue <- it:
+	case <-ctx.Done():
+		return failedCmd(ctx, ctx.Err())
+	case <-b.stop:
+		return failedCmd(ctx, errLimiterClosed)
+	}
+	select {
+	case <-it.done:
+		return it.cmd
+	case <-ctx.Done():
+		// The worker may still fill it.cmd; hand back a separate one.
+		return failedCmd(ctx, ctx.Err())
+	}
+}
+
+func failedCmd(ctx context.Context, err error) *redis.Cmd {
+	c := redis.NewCmd(ctx)
+	c.SetErr(err)
+	return c
+}
+
+func (b *batchingClient) work() {
+	defer b.wg.Done()
+	items := make([]*batchItem, 0, batchMax)
+	for {
+		items = items[:0]
+		select {
+		case it := <-b.queue:
+			items = append(items, it)
+		case <-b.stop:
+			return
+		}
+	drain:
+		for len(items) < batchMax {
+			select {
+			case it := <-b.queue:
+				items = append(items, it)
+			default:
+				break drain
+			}
+		}
+		b.send(items)
+	}
+}
+
+// send runs one pipeline for the items whose callers still wait, bounded by
+// the latest of their deadlines (a caller with an earlier one stops waiting
+// by itself).
+func (b *batchingClient) send(items []*batchItem) {
+	var latest time.Time
+	live := 0
+	for _, it := range items {
+		if it.ctx.Err() != nil {
+			close(it.done)
+			continue
+		}
+		items[live] = it
+		live++
+		if d, ok := it.ctx.Deadline(); ok && d.After(latest) {
+			latest = d
+		}
+	}
+	items = items[:live]
+	if live == 0 {
+		return
+	}
+	if latest.IsZero() {
+		latest = time.Now().Add(5 * time.Second)
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), latest)
+	_, _ = b.UniversalClient.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, it := range items {
+			_ = p.Process(ctx, it.cmd)
+		}
+		return nil
+	})
+	cancel()
+	for _, it := range items {
+		close(it.done)
+	}
+}
+
+// close stops the workers; callers still queued get an error.
+func (b *batchingClient) close() {
+	b.once.Do(func() {
+		close(b.stop)
+		b.wg.Wait()
+		for {
+			select {
+			case it := <-b.queue:
+				it.cmd.SetErr(errLimiterClosed)
+				close(it.done)
+			default:
+				return
+			}
+		}
+	})
+}
