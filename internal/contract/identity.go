@@ -6,9 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -48,6 +50,13 @@ var (
 // Signer signs and verifies forwarded identities with the shared secret.
 type Signer struct {
 	secret []byte
+	macs   sync.Pool // of *macState: signing sits on every request's path
+}
+
+type macState struct {
+	mac hash.Hash
+	buf []byte
+	sum []byte
 }
 
 // NewSigner checks the secret's length and returns a Signer.
@@ -55,19 +64,31 @@ func NewSigner(secret string) (*Signer, error) {
 	if len(secret) < MinSecretLen {
 		return nil, fmt.Errorf("must be at least %d bytes, got %d", MinSecretLen, len(secret))
 	}
-	return &Signer{secret: []byte(secret)}, nil
+	s := &Signer{secret: []byte(secret)}
+	s.macs.New = func() any {
+		return &macState{mac: hmac.New(sha256.New, s.secret), buf: make([]byte, 0, 256), sum: make([]byte, 0, sha256.Size)}
+	}
+	return s, nil
 }
 
 // Sign returns the hex HMAC-SHA256 over method, path, the three ids and the
 // Unix timestamp. Fields are newline-separated: none may contain a newline,
 // since all of them travel in HTTP headers or the request line.
 func (s *Signer) Sign(method, path string, id Identity, unix int64) string {
-	mac := hmac.New(sha256.New, s.secret)
-	for _, part := range []string{"azen-v1", method, path, id.OrganizationID, id.UserID, id.KeyID, strconv.FormatInt(unix, 10)} {
-		mac.Write([]byte(part))
-		mac.Write([]byte{'\n'})
+	st := s.macs.Get().(*macState)
+	defer s.macs.Put(st)
+	b := st.buf[:0]
+	for _, part := range [...]string{"azen-v1", method, path, id.OrganizationID, id.UserID, id.KeyID} {
+		b = append(b, part...)
+		b = append(b, '\n')
 	}
-	return hex.EncodeToString(mac.Sum(nil))
+	b = strconv.AppendInt(b, unix, 10)
+	b = append(b, '\n')
+	st.buf = b
+	st.mac.Reset()
+	st.mac.Write(b)
+	st.sum = st.mac.Sum(st.sum[:0])
+	return hex.EncodeToString(st.sum)
 }
 
 // StripAzenHeaders removes every Azen-* header, the key header included, so
