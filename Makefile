@@ -17,7 +17,7 @@ run: build
 
 ## test: installs missing redis-server/postgresql (as root on Debian), then lints and runs every test.
 test: deps lint
-	$(GO) test -race -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
 
 deps:
 	./scripts/install-deps.sh
