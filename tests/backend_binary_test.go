@@ -206,7 +206,7 @@ func TestBackendBinary(t *testing.T) {
 			urls = append(urls, "http://"+addr)
 		}
 		for i, u := range urls {
-			bkWaitFor(t, "replica healthy", func() bool {
+			waitFor(t, "replica healthy", func() bool {
 				if procs[i].Exited() {
 					t.Fatalf("replica %d exited:\n%s", i, procs[i].Output())
 				}
@@ -419,7 +419,7 @@ func TestBackendBinary(t *testing.T) {
 			t.Errorf("healthz during the outage: %d", resp.StatusCode)
 		}
 		pg.Start()
-		bkWaitFor(t, "backend ready again", func() bool {
+		waitFor(t, "backend ready again", func() bool {
 			resp, err := http.Get(b.URL + "/readyz")
 			if err != nil {
 				return false
@@ -427,7 +427,7 @@ func TestBackendBinary(t *testing.T) {
 			resp.Body.Close()
 			return resp.StatusCode == 200
 		})
-		bkWaitFor(t, "API serving again", func() bool {
+		waitFor(t, "API serving again", func() bool {
 			code, _ := c.do("GET", "/api/v1/memory/"+id, "", bkOrg, "u")
 			return code == 200
 		})
@@ -512,14 +512,3 @@ func TestBackendStartupErrors(t *testing.T) {
 	}
 }
 
-// bkWaitFor polls cond until it holds, failing after 15 s.
-func bkWaitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}

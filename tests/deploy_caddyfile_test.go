@@ -369,17 +369,6 @@ func (s *deployStub) start(t *testing.T) {
 
 func (s *deployStub) stop() { _ = s.srv.Close() }
 
-// waitFor polls cond until it holds, failing after a generous deadline.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 type deployKey struct {
 	ID  string `json:"id"`

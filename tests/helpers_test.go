@@ -31,3 +31,15 @@ func waitForLog(t *testing.T, p *testenv.Process, text string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// waitFor polls cond until it holds, failing after a generous deadline.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -2,7 +2,6 @@ package testenv
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 )
@@ -13,15 +12,7 @@ import (
 func BackendCommand(t testing.TB, env map[string]string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	_, bin := Binaries(t)
-	cmd := exec.Command(bin, args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	var o, e syncBuffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err = cmd.Run()
-	return o.String(), e.String(), err
+	return runBinary(t, bin, env, args)
 }
 
 // Dump returns the plain-SQL pg_dump of the database at url (as the server's

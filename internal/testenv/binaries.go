@@ -102,6 +102,12 @@ func Command(t testing.TB, env map[string]string, args ...string) string {
 func TryCommand(t testing.TB, env map[string]string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	bin, _ := Binaries(t)
+	return runBinary(t, bin, env, args)
+}
+
+// runBinary runs bin to completion with env added to a minimal environment.
+func runBinary(t testing.TB, bin string, env map[string]string, args []string) (stdout, stderr string, err error) {
+	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
 	for k, v := range env {
