@@ -511,4 +511,3 @@ func TestBackendStartupErrors(t *testing.T) {
 		})
 	}
 }
-

@@ -369,7 +369,6 @@ func (s *deployStub) start(t *testing.T) {
 
 func (s *deployStub) stop() { _ = s.srv.Close() }
 
-
 type deployKey struct {
 	ID  string `json:"id"`
 	Key string `json:"key"`
