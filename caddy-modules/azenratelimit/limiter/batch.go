@@ -37,7 +37,10 @@ const (
 	batchQueue   = 4096
 )
 
-var errLimiterClosed = errors.New("rate limiter closed")
+var (
+	errLimiterClosed = errors.New("rate limiter closed")
+	errNoReply       = errors.New("no reply from Redis")
+)
 
 func newBatchingClient(c redis.UniversalClient) *batchingClient {
 	b := &batchingClient{
@@ -62,6 +65,11 @@ func (b *batchingClient) EvalSha(ctx context.Context, sha1 string, keys []string
 	cmdArgs = append(cmdArgs, args...)
 	it := &batchItem{ctx: ctx, cmd: redis.NewCmd(ctx, cmdArgs...), done: make(chan struct{})}
 	select {
+	case <-b.stop:
+		return failedCmd(ctx, errLimiterClosed)
+	default:
+	}
+	select {
 	case b.queue <- it:
 	case <-ctx.Done():
 		return failedCmd(ctx, ctx.Err())
@@ -74,6 +82,9 @@ func (b *batchingClient) EvalSha(ctx context.Context, sha1 string, keys []string
 	case <-ctx.Done():
 		// The worker may still fill it.cmd; hand back a separate one.
 		return failedCmd(ctx, ctx.Err())
+	case <-b.stop:
+		// Closed while queued (a request of a config being unloaded).
+		return failedCmd(ctx, errLimiterClosed)
 	}
 }
 
@@ -114,7 +125,8 @@ func (b *batchingClient) send(items []*batchItem) {
 	var latest time.Time
 	live := 0
 	for _, it := range items {
-		if it.ctx.Err() != nil {
+		if err := it.ctx.Err(); err != nil {
+			it.cmd.SetErr(err)
 			close(it.done)
 			continue
 		}
@@ -132,7 +144,7 @@ func (b *batchingClient) send(items []*batchItem) {
 		latest = time.Now().Add(5 * time.Second)
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), latest)
-	_, _ = b.UniversalClient.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := b.UniversalClient.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, it := range items {
 			_ = p.Process(ctx, it.cmd)
 		}
@@ -140,6 +152,10 @@ func (b *batchingClient) send(items []*batchItem) {
 	})
 	cancel()
 	for _, it := range items {
+		if it.cmd.Err() == nil && it.cmd.Val() == nil {
+			// Never hand redis_rate an empty reply without an error.
+			it.cmd.SetErr(errors.Join(errNoReply, err))
+		}
 		close(it.done)
 	}
 }

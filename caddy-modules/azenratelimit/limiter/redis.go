@@ -2,6 +2,7 @@ package limiter
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -33,14 +34,21 @@ func (r *Redis) Close() { r.batch.close() }
 
 // Allow spends cost units of bucket under p if they are there. The caller
 // bounds the call with ctx's deadline.
-func (r *Redis) Allow(ctx context.Context, bucket string, p Policy, cost int) (Decision, error) {
+func (r *Redis) Allow(ctx context.Context, bucket string, p Policy, cost int) (d Decision, err error) {
+	defer func() {
+		// redis_rate type-asserts the reply; a malformed one must be a
+		// Redis error (and so a degraded decision), never a crash.
+		if v := recover(); v != nil {
+			d, err = Decision{}, fmt.Errorf("unexpected reply from the limiter script: %v", v)
+		}
+	}()
 	res, err := r.rl.AllowN(ctx, bucket, redis_rate.Limit{
 		Rate: p.Rate.Count, Burst: p.Burst, Period: p.Rate.Period,
 	}, cost)
 	if err != nil {
 		return Decision{}, err
 	}
-	d := Decision{
+	d = Decision{
 		Allowed:    res.Allowed > 0,
 		Remaining:  max(0, res.Remaining),
 		ResetAfter: max(0, res.ResetAfter),
