@@ -3,22 +3,23 @@
 # Caddy reverse_proxy.
 #
 # Starts, on this machine: redis-server, one upstream (a Caddy `respond`), a
-# bare gateway (reverse_proxy only) and the full gateway (request id,
-# azen_auth with a real key on SQLite, azen_ratelimit on Redis with limits far
-# above the offered load, reverse_proxy), both to that same upstream. Then it
-# runs wrk against both in interleaved pairs (the order alternates each
+# bare gateway (reverse_proxy only), the full gateway (request id, azen_auth
+# with a real key on SQLite, azen_ratelimit on Redis with limits far above
+# the offered load, reverse_proxy) and, to tell the limiter's share apart,
+# the same without azen_ratelimit ("auth"), all to that same upstream. Then
+# it runs wrk against them in interleaved rounds (the order rotates each
 # round), at saturation and at light load, and prints:
-#   - the median throughput ratio full/bare (goal >= 0.90),
-#   - p50/p99 latency of each (medians over rounds) and the p99 added,
+#   - the median throughput ratio full/bare (goal >= 0.90), and full/auth,
+#   - p50/p99 latency of each (medians over rounds) and the latency added,
 #   - Redis calls per request of the full gateway, from INFO commandstats
 #     deltas (goal: exactly one script call per allowed request).
 #
 # Usage: scripts/bench-gateway.sh
-# Tunables (environment): ROUNDS=5 DURATION=10s CONNS=64 LIGHT_CONNS=2
+# Tunables (environment): ROUNDS=6 DURATION=10s CONNS=64 LIGHT_CONNS=2
 #                         THREADS=2 WARMUP=3s
 set -euo pipefail
 
-ROUNDS=${ROUNDS:-5}
+ROUNDS=${ROUNDS:-6}
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
 LIGHT_CONNS=${LIGHT_CONNS:-2}
@@ -73,6 +74,7 @@ rcli() { redis-cli -p "$redis_port" "$@"; }
 up_port=$(free_port)
 bare_port=$(free_port)
 full_port=$(free_port)
+auth_port=$(free_port)
 
 cat >"$work/up.Caddyfile" <<EOF
 {
@@ -120,6 +122,13 @@ cat >"$work/full.Caddyfile" <<EOF
 }
 EOF
 
+# The same gateway without the limiter.
+awk -v port="$auth_port" '
+	/azen_ratelimit \{/ { skip = 1 }
+	skip && /^\t\t\}/ { skip = 0; next }
+	skip { next }
+	{ sub(/^:[0-9]+ \{/, ":" port " {"); print }' "$work/full.Caddyfile" >"$work/auth.Caddyfile"
+
 export AZEN_DATABASE_URL="sqlite:$work/azen.db"
 export AZEN_REDIS_URL="redis://127.0.0.1:$redis_port"
 export AZEN_GATEWAY_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
@@ -133,12 +142,14 @@ start() { # name config port
 start up "$work/up.Caddyfile" "$up_port"
 start bare "$work/bare.Caddyfile" "$bare_port"
 start full "$work/full.Caddyfile" "$full_port"
+start auth "$work/auth.Caddyfile" "$auth_port"
 
 key=$(HOME="$work" "$gw" keys create --org "$(python3 -c 'import uuid; print(uuid.uuid4())')" \
 	--user bench --name bench --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
 
 bare_url="http://127.0.0.1:$bare_port/api/v1/memory"
 full_url="http://127.0.0.1:$full_port/api/v1/memory"
+auth_url="http://127.0.0.1:$auth_port/api/v1/memory"
 status=$(curl -s -o /dev/null -w '%{http_code}' -H "azen-api-key: $key" "$full_url")
 [ "$status" = 200 ] || { echo "full gateway answered $status, not 200" >&2; cat "$work/full.log" >&2; exit 1; }
 
@@ -177,6 +188,7 @@ commandstats() {
 echo "warming up ..." >&2
 DURATION=$WARMUP run_wrk "$bare_url" "$CONNS" >/dev/null
 DURATION=$WARMUP run_wrk "$full_url" "$CONNS" >/dev/null
+DURATION=$WARMUP run_wrk "$auth_url" "$CONNS" >/dev/null
 
 : >"$work/sat" ; : >"$work/light"
 full_reqs=0 full_non2xx=0
@@ -185,11 +197,17 @@ for level in sat light; do
 	conns=$CONNS
 	[ "$level" = light ] && conns=$LIGHT_CONNS
 	for round in $(seq 1 "$ROUNDS"); do
-		order="bare full"
-		[ $((round % 2)) -eq 0 ] && order="full bare"
+		case $((round % 3)) in
+		1) order="bare auth full" ;;
+		2) order="auth full bare" ;;
+		0) order="full bare auth" ;;
+		esac
 		for which in $order; do
-			url=$bare_url
-			[ "$which" = full ] && url=$full_url
+			case $which in
+			bare) url=$bare_url ;;
+			auth) url=$auth_url ;;
+			full) url=$full_url ;;
+			esac
 			before=$(script_calls)
 			res=$(run_wrk "$url" "$conns")
 			after=$(script_calls)
@@ -207,17 +225,15 @@ total_all=$(all_calls)
 
 summarise() { # level
 	local f="$work/$1"
-	local ratio bare_rps full_rps b50 b99 f50 f99
-	ratio=$(awk '$2 == "bare" { b[$1] = $3 } $2 == "full" { f[$1] = $3 } END { for (r in b) printf "%.4f\n", f[r] / b[r] }' "$f" | median)
-	bare_rps=$(awk '$2 == "bare" { print $3 }' "$f" | median)
-	full_rps=$(awk '$2 == "full" { print $3 }' "$f" | median)
-	b50=$(awk '$2 == "bare" { print $4 }' "$f" | median)
-	b99=$(awk '$2 == "bare" { print $5 }' "$f" | median)
-	f50=$(awk '$2 == "full" { print $4 }' "$f" | median)
-	f99=$(awk '$2 == "full" { print $5 }' "$f" | median)
-	printf "  throughput: bare %s req/s, full %s req/s, median ratio full/bare %s\n" "$bare_rps" "$full_rps" "$ratio"
-	printf "  latency p50: bare %s ms, full %s ms (added %.3f ms)\n" "$b50" "$f50" "$(echo "$f50 - $b50" | bc -l)"
-	printf "  latency p99: bare %s ms, full %s ms (added %.3f ms)\n" "$b99" "$f99" "$(echo "$f99 - $b99" | bc -l)"
+	pair_ratio() { awk -v a="$1" -v b="$2" '$2 == a { x[$1] = $3 } $2 == b { y[$1] = $3 } END { for (r in y) printf "%.4f\n", x[r] / y[r] }' "$f" | median; }
+	col() { awk -v w="$1" -v c="$2" '$2 == w { print $c }' "$f" | median; }
+	local bare_rps auth_rps full_rps b50 b99 a50 a99 f50 f99
+	bare_rps=$(col bare 3) auth_rps=$(col auth 3) full_rps=$(col full 3)
+	b50=$(col bare 4) b99=$(col bare 5) a50=$(col auth 4) a99=$(col auth 5) f50=$(col full 4) f99=$(col full 5)
+	printf "  throughput req/s: bare %s, auth %s, full %s\n" "$bare_rps" "$auth_rps" "$full_rps"
+	printf "  median ratio full/bare %s (goal >= 0.90); full/auth %s (the limiter alone)\n" "$(pair_ratio full bare)" "$(pair_ratio full auth)"
+	printf "  latency p50 ms: bare %s, auth %s, full %s (full adds %.3f over bare, %.3f over auth)\n" "$b50" "$a50" "$f50" "$(echo "$f50 - $b50" | bc -l)" "$(echo "$f50 - $a50" | bc -l)"
+	printf "  latency p99 ms: bare %s, auth %s, full %s (full adds %.3f over bare, %.3f over auth)\n" "$b99" "$a99" "$f99" "$(echo "$f99 - $b99" | bc -l)" "$(echo "$f99 - $a99" | bc -l)"
 }
 
 echo
