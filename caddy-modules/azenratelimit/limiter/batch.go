@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -19,7 +20,8 @@ import (
 // round trip.
 type batchingClient struct {
 	redis.UniversalClient
-	queue chan *batchItem
+	inflight atomic.Int64 // EvalSha calls in progress
+	queue    chan *batchItem
 	stop  chan struct{}
 	wg    sync.WaitGroup
 	once  sync.Once
@@ -55,8 +57,19 @@ func newBatchingClient(c redis.UniversalClient) *batchingClient {
 	return b
 }
 
-// EvalSha queues the call and waits for its batch, or for ctx.
+// EvalSha sends the call directly when it is the only one in progress (no
+// hand-off to a worker, the lowest latency), and otherwise queues it and
+// waits for its batch, or for ctx.
 func (b *batchingClient) EvalSha(ctx context.Context, sha1 string, keys []string, args ...any) *redis.Cmd {
+	defer b.inflight.Add(-1)
+	if b.inflight.Add(1) == 1 {
+		select {
+		case <-b.stop:
+			return failedCmd(ctx, errLimiterClosed)
+		default:
+			return b.UniversalClient.EvalSha(ctx, sha1, keys, args...)
+		}
+	}
 	cmdArgs := make([]any, 0, 3+len(keys)+len(args))
 	cmdArgs = append(cmdArgs, "evalsha", sha1, len(keys))
 	for _, k := range keys {
