@@ -22,9 +22,9 @@ type batchingClient struct {
 	redis.UniversalClient
 	inflight atomic.Int64 // EvalSha calls in progress
 	queue    chan *batchItem
-	stop  chan struct{}
-	wg    sync.WaitGroup
-	once  sync.Once
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	once     sync.Once
 }
 
 type batchItem struct {
