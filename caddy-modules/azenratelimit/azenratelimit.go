@@ -300,6 +300,7 @@ func (h *Handler) decide(ctx context.Context, bucket string, p limiter.Policy, c
 		}
 		if ctx.Err() != nil {
 			// The client went away; that says nothing about Redis.
+			st.breaker.Abandon()
 			mRedisError.Inc()
 			return d, false, fmt.Errorf("azen_ratelimit: request ended while asking Redis: %w", ctx.Err())
 		}

@@ -95,5 +95,17 @@ func (b *Breaker) Failure() (opened bool) {
 	return false
 }
 
+// Abandon records a call that ended without telling anything about Redis
+// (its client went away). If it was the half-open probe, another request
+// may probe now.
+func (b *Breaker) Abandon() {
+	if b.state.Load() == breakerClosed {
+		return
+	}
+	b.mu.Lock()
+	b.probing = false
+	b.mu.Unlock()
+}
+
 // Open reports whether the breaker currently keeps calls from Redis.
 func (b *Breaker) Open() bool { return b.state.Load() == breakerOpen }

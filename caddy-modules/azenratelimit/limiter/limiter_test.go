@@ -217,6 +217,10 @@ func TestBreaker(t *testing.T) {
 	if !b.Allow() {
 		t.Fatal("no probe after the second cooldown")
 	}
+	b.Abandon() // the probe's client went away: another may probe
+	if !b.Allow() {
+		t.Fatal("no new probe after the first was abandoned")
+	}
 	if !b.Success() {
 		t.Fatal("successful probe did not report recovery")
 	}
