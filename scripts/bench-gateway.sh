@@ -17,6 +17,9 @@
 # Usage: scripts/bench-gateway.sh
 # Tunables (environment): ROUNDS=6 DURATION=10s CONNS=64 LIGHT_CONNS=2
 #                         THREADS=2 WARMUP=3s
+#   BENCH_REDIS_URL=redis://host:port  use that Redis (e.g. on its own host)
+#                                      instead of starting one here; its
+#                                      command statistics are reset.
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-6}
@@ -64,12 +67,17 @@ echo "building azen-gateway ..." >&2
 (cd "$root" && go build -o "$work/azen-gateway" ./gateway)
 gw="$work/azen-gateway"
 
-redis_port=$(free_port)
-redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
-	--dir "$work" >"$work/redis.log" 2>&1 &
-pids+=($!)
-wait_port "$redis_port"
-rcli() { redis-cli -p "$redis_port" "$@"; }
+if [ -n "${BENCH_REDIS_URL:-}" ]; then
+	redis_url=$BENCH_REDIS_URL
+else
+	redis_port=$(free_port)
+	redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
+		--dir "$work" >"$work/redis.log" 2>&1 &
+	pids+=($!)
+	wait_port "$redis_port"
+	redis_url="redis://127.0.0.1:$redis_port"
+fi
+rcli() { redis-cli -u "$redis_url" "$@"; }
 
 up_port=$(free_port)
 bare_port=$(free_port)
@@ -130,7 +138,7 @@ awk -v port="$auth_port" '
 	{ sub(/^:[0-9]+ \{/, ":" port " {"); print }' "$work/full.Caddyfile" >"$work/auth.Caddyfile"
 
 export AZEN_DATABASE_URL="sqlite:$work/azen.db"
-export AZEN_REDIS_URL="redis://127.0.0.1:$redis_port"
+export AZEN_REDIS_URL="$redis_url"
 export AZEN_GATEWAY_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 
 start() { # name config port
