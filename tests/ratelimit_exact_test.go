@@ -128,3 +128,24 @@ func wantHeaders(t *testing.T, resp *http.Response, status int, want map[string]
 		}
 	}
 }
+
+// key {client_ip} limits anonymous routes per client address.
+func TestRateLimitByClientIP(t *testing.T) {
+	rs := testenv.StartRedis(t)
+	env := map[string]string{"AZEN_REDIS_URL": rs.URL(), "UP": rlUpstream(t)}
+	block := `		azen_ratelimit {
+			redis {env.AZEN_REDIS_URL}
+			key   {client_ip}
+			rate  2/h
+		}`
+	g := testenv.StartGateway(t, rlCaddyfile(block), env)
+	for i, want := range []int{200, 200, 429} {
+		if resp := rlGet(t, g.URL, ""); resp.StatusCode != want {
+			t.Fatalf("request %d: %d, want %d", i+1, resp.StatusCode, want)
+		}
+	}
+	keys, err := redisClient(t, rs.URL()).Keys(t.Context(), "rate:azen:rl:default:2/3600s/2:*").Result()
+	if err != nil || len(keys) != 1 || keys[0] != "rate:azen:rl:default:2/3600s/2:127.0.0.1" {
+		t.Fatalf("bucket keys %v (%v), want the one of 127.0.0.1", keys, err)
+	}
+}
