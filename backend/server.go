@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"path"
 	"sync/atomic"
 	"time"
 
@@ -86,7 +87,9 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				"status", rec.status, "duration_ms", float64(d.Microseconds())/1000)
 		}
 	}()
-	if pattern == "" {
+	// The mux answers a non-canonical path ("//", "/./", a trailing slash)
+	// with an HTML redirect; the API has one spelling per endpoint.
+	if pattern == "" || path.Clean(r.URL.Path) != r.URL.Path {
 		route = "unmatched"
 		contract.WriteError(rec, contract.NewError(http.StatusNotFound, "Unknown endpoint "+r.Method+" "+r.URL.Path))
 		return

@@ -219,9 +219,9 @@ func TestShippedCaddyfileAdapt(t *testing.T) {
 		}
 	})
 	api := deployHandlers(t, deployRoute(t, routes, "/api/v1/*"))
-	t.Run("api goes through auth, then limits, then the proxy", func(t *testing.T) {
+	t.Run("api goes through the body limit, auth, then limits, then the proxy", func(t *testing.T) {
 		names := deployHandlerNames(t, api)
-		if !slices.Equal(names, []string{"azen_auth", "azen_ratelimit", "reverse_proxy"}) {
+		if !slices.Equal(names, []string{"request_body", "azen_auth", "azen_ratelimit", "reverse_proxy"}) {
 			t.Errorf("/api/v1/* handlers %v", names)
 		}
 	})
@@ -265,8 +265,11 @@ func TestShippedCaddyfileAdapt(t *testing.T) {
 	t.Run("access log drops the key and records the key id", func(t *testing.T) {
 		logName := deployDig(t, srv, "logs", "default_logger_name").(string)
 		fields := deployDig(t, cfg, "logging", "logs", logName, "encoder", "fields").(map[string]any)
-		if deployDig(t, fields, "request>headers>Azen-Api-Key", "filter") != "delete" {
-			t.Error("the access log keeps the azen-api-key header")
+		if deployDig(t, fields, "request>headers", "filter") != "delete" {
+			t.Error("the access log keeps request headers, where a key may be")
+		}
+		if deployDig(t, fields, "request>uri", "filter") != "regexp" {
+			t.Error("the access log keeps keys sent in the query string")
 		}
 		if deployDig(t, cfg, "logging", "logs", logName, "encoder", "wrap", "format") != "json" {
 			t.Error("the access log is not JSON")
@@ -496,7 +499,16 @@ func TestShippedCaddyfileServes(t *testing.T) {
 		}
 	})
 	t.Run("the access log names the key id, never the key", func(t *testing.T) {
+		// A key in the wrong place (query string, another header) is refused
+		// and must not be logged either.
+		req, _ := http.NewRequest(http.MethodGet, api+"?apikey="+key.Key+"&Azen-Api-Key="+key.Key, nil)
+		req.Header.Set("X-Api-Key", key.Key)
+		req.Header.Set("X-Request-Id", "misplaced-key")
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
 		waitForLog(t, gw.Process, `"uri":"/api/v1/memory"`)
+		waitForLog(t, gw.Process, `"request_id":"misplaced-key"`)
 		out := gw.Output()
 		if strings.Contains(out, key.Key) {
 			t.Fatal("the gateway log contains the plaintext API key")

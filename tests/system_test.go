@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -305,4 +307,83 @@ func TestSystemLosesNothingWhenAReplicaStops(t *testing.T) {
 			t.Fatalf("acknowledged write %s lost: %d %v", id, code, body)
 		}
 	}
+}
+
+// TestSystemEdgeRefusesAbuseCleanly checks the shipped Caddyfile's answers to
+// clients that misbehave: each gets a contract error, and none of them can
+// take the only backend replica out of rotation or dodge a limit.
+func TestSystemEdgeRefusesAbuseCleanly(t *testing.T) {
+	s := startSystem(t, 1, 1)
+	gw := s.gateways[0]
+	key := testenv.CreateKeyFull(t, s.env, "--rate", "100000/m", "--burst", "100000")
+	other := testenv.CreateKeyFull(t, s.env, "--rate", "100000/m", "--burst", "100000")
+	api := gw.URL + "/api/v1"
+	stillServes := func(t *testing.T) {
+		t.Helper()
+		code, body := sysCall(t, "GET", api+"/memory", other.Key, nil)
+		if code != 200 {
+			t.Fatalf("the replica stopped serving others: %d %v", code, body)
+		}
+	}
+
+	t.Run("a body over 1 MiB is a 400 and harms no one", func(t *testing.T) {
+		big := bytes.Repeat([]byte("a"), 2<<20)
+		req, _ := http.NewRequest("POST", api+"/memory", bytes.NewReader(append(append([]byte(`{"text":"`), big...), '"', '}')))
+		req.Header.Set("azen-api-key", key.Key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := getJSONError(t, resp, 400)
+		if e.Message != "Request body is too large." {
+			t.Errorf("message %q", e.Message)
+		}
+		stillServes(t)
+	})
+	t.Run("an aborted upload harms no one", func(t *testing.T) {
+		for range 3 {
+			c := mustDial(t, fmt.Sprintf("127.0.0.1:%d", gw.Port))
+			fmt.Fprintf(c, "POST /api/v1/memory HTTP/1.1\r\nHost: x\r\nazen-api-key: %s\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{\"text\":", key.Key)
+			c.Close()
+		}
+		stillServes(t)
+	})
+	t.Run("only GET and HEAD reach /healthz", func(t *testing.T) {
+		resp, err := http.Post(gw.URL+"/healthz", "application/json", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		getJSONError(t, resp, 404)
+	})
+	t.Run("non-canonical paths are a JSON 404, never a redirect", func(t *testing.T) {
+		for _, p := range []string{"/api/v1//memory", "/api/v1/./memory", "/api/v1/memory/"} {
+			c := mustDial(t, fmt.Sprintf("127.0.0.1:%d", gw.Port))
+			fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\nazen-api-key: %s\r\nConnection: close\r\n\r\n", p, key.Key)
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			getJSONError(t, resp, 404)
+			c.Close()
+		}
+	})
+	t.Run("a forged X-Forwarded-For does not dodge the failed-attempt limit", func(t *testing.T) {
+		limited := false
+		for i := 0; i < 25 && !limited; i++ {
+			req, _ := http.NewRequest("GET", api+"/memory", nil)
+			req.Header.Set("azen-api-key", "azen_"+strings.Repeat("x", 49))
+			// A client prepends addresses of its choice; the proxy it came
+			// through (loopback is trusted) appended the real one.
+			req.Header.Set("X-Forwarded-For", fmt.Sprintf("198.51.100.%d, 203.0.113.77", i))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			limited = resp.StatusCode == 429
+		}
+		if !limited {
+			t.Fatal("25 bad keys with rotating forged addresses were never limited")
+		}
+	})
 }

@@ -69,7 +69,7 @@ func TestAzenErrorInHandleErrors(t *testing.T) {
 		{"public 429 message is shown", caddyhttp.Error(429, contract.Public("Rate limit exceeded.")), 429, "Rate limit exceeded.", false},
 		{"private 4xx message is not shown", caddyhttp.Error(400, errors.New("http: request body too large")), 400, contract.DefaultMessage(400), false},
 		{"405 becomes 404", caddyhttp.Error(405, nil), 404, contract.DefaultMessage(404), false},
-		{"413 becomes 400", caddyhttp.Error(413, nil), 400, contract.DefaultMessage(400), false},
+		{"413 becomes 400 that says why", caddyhttp.Error(413, errors.New("http: request body too large")), 400, "Request body is too large.", false},
 		{"non-HTTP error is a 500", errors.New("boom"), 500, contract.MessageInternal, true},
 	}
 	for _, tt := range tests {

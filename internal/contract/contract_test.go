@@ -53,6 +53,7 @@ func TestNewError(t *testing.T) {
 		{"429", 429, "Rate limit exceeded: 60 requests per minute. Retry in 7 s.", StatusRateLimited, 429, "Rate limit exceeded: 60 requests per minute. Retry in 7 s.", true},
 		{"405 is not_found", 405, "", StatusNotFound, 404, DefaultMessage(404), false},
 		{"413 is invalid_request", 413, "Request body is over 1 MiB.", StatusInvalidRequest, 400, "Request body is over 1 MiB.", true},
+		{"413 without a message says why", 413, "", StatusInvalidRequest, 400, "Request body is too large.", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -127,6 +128,15 @@ func TestRequestID(t *testing.T) {
 			}
 		})
 	}
+	t.Run("two ids are replaced by one", func(t *testing.T) {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header.Add(RequestIDHeader, "one")
+		r.Header.Add(RequestIDHeader, "two")
+		id := EnsureRequestID(httptest.NewRecorder(), r)
+		if got := r.Header.Values(RequestIDHeader); len(got) != 1 || got[0] != id || id == "one" || id == "two" {
+			t.Errorf("request ids %v after EnsureRequestID (returned %q)", got, id)
+		}
+	})
 	if a, b := NewRequestID(), NewRequestID(); a == b {
 		t.Error("two new ids are equal")
 	}

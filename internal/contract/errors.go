@@ -36,9 +36,12 @@ type Error struct {
 // NewError builds the body for an HTTP status, first folding it into the
 // contract's table (see Normalize). An empty message takes the default one.
 func NewError(code int, message string) Error {
-	code = Normalize(code)
-	if message == "" || code == http.StatusInternalServerError && message != MessageUnavailable {
+	if message == "" {
 		message = DefaultMessage(code)
+	}
+	code = Normalize(code)
+	if code == http.StatusInternalServerError && message != MessageUnavailable {
+		message = MessageInternal
 	}
 	return Error{Status: StatusText(code), Message: message, Code: code}
 }
@@ -81,7 +84,16 @@ func StatusText(code int) string {
 }
 
 // DefaultMessage is the message used when the raiser of an error gave none.
+// A few statuses that fold into 400 keep a message saying what was wrong.
 func DefaultMessage(code int) string {
+	switch code {
+	case http.StatusRequestEntityTooLarge:
+		return "Request body is too large."
+	case http.StatusRequestURITooLong:
+		return "Request URI is too long."
+	case http.StatusRequestHeaderFieldsTooLarge:
+		return "Request headers are too large."
+	}
 	switch Normalize(code) {
 	case http.StatusBadRequest:
 		return "Invalid request."

@@ -37,11 +37,15 @@ func NewRequestID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// EnsureRequestID keeps the request's id if it is sane, replaces it otherwise,
-// and echoes it on the response. It returns the id in force.
+// EnsureRequestID keeps the request's id if it is one sane value, replaces
+// it otherwise (several ids count as none), and echoes it on the response. It
+// returns the id in force.
 func EnsureRequestID(w http.ResponseWriter, r *http.Request) string {
-	id := r.Header.Get(RequestIDHeader)
-	if !SaneRequestID(id) {
+	ids := r.Header.Values(RequestIDHeader)
+	var id string
+	if len(ids) == 1 && SaneRequestID(ids[0]) {
+		id = ids[0]
+	} else {
 		id = NewRequestID()
 		r.Header.Set(RequestIDHeader, id)
 	}
