@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/azen-sh/gateway/internal/contract"
@@ -54,7 +55,22 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 		}
 		return nil, invalid("Request body could not be read")
 	}
+	if !utf8.Valid(data) {
+		// The JSON decoder would quietly turn bad bytes into U+FFFD.
+		return nil, invalid("Request body is not valid UTF-8")
+	}
 	return data, nil
+}
+
+// checkUserID refuses control characters in a userId filter: no key can
+// carry one (the gateway refuses them), and PostgreSQL cannot compare a NUL.
+func checkUserID(s string) error {
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return invalid("userId must not contain control characters")
+		}
+	}
+	return nil
 }
 
 // parseObject decodes a body that must be exactly one JSON object whose keys
@@ -262,6 +278,9 @@ func parseSearch(data []byte) (searchRequest, error) {
 	if req.UserID, _, err = stringField(f, "userId", false, 1, maxUserIDRunes); err != nil {
 		return searchRequest{}, err
 	}
+	if err := checkUserID(req.UserID); err != nil {
+		return searchRequest{}, err
+	}
 	return req, nil
 }
 
@@ -304,6 +323,9 @@ func parseList(rawQuery string) (listRequest, error) {
 		n := utf8.RuneCountInString(v[0])
 		if n < 1 || n > maxUserIDRunes || !utf8.ValidString(v[0]) {
 			return listRequest{}, invalid("userId must be 1 to %d characters long, got %d", maxUserIDRunes, n)
+		}
+		if err := checkUserID(v[0]); err != nil {
+			return listRequest{}, err
 		}
 		req.UserID = v[0]
 	}
