@@ -10,6 +10,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
@@ -153,8 +154,9 @@ func newKeyFromFlags(cmd *cobra.Command, org, user, name, tier, rate string, bur
 		return NewKey{}, fmt.Errorf("--org %q is not a UUID", org)
 	case strings.TrimSpace(user) == "":
 		return NewKey{}, errors.New("--user is required (a non-empty user id)")
-	case len(user) > 255 || strings.ContainsAny(user, "\r\n\x00"):
-		return NewKey{}, errors.New("--user must be at most 255 characters on one line")
+	case !usableUserID(user) || !utf8.ValidString(user):
+		// The same rule the gateway applies before it forwards a user id.
+		return NewKey{}, errors.New("--user must be at most 255 bytes of UTF-8 text without control characters")
 	case len(name) > 255 || strings.ContainsAny(name, "\r\n\x00"):
 		return NewKey{}, errors.New("--name must be at most 255 characters on one line")
 	case cmd.Flags().Changed("expires-in") && expiresIn <= 0:
@@ -304,6 +306,13 @@ func stateCommand(verb, short string) *cobra.Command {
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := strings.ToLower(args[0])
+			// A change that could not be announced would look applied on no
+			// gateway for up to cache_ttl: check the URL before changing.
+			if u := os.Getenv("AZEN_REDIS_URL"); strings.TrimSpace(u) != "" {
+				if _, err := redisconn.Parse(u); err != nil {
+					return fmt.Errorf("AZEN_REDIS_URL: %v", err)
+				}
+			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), cliTimeout)
 			defer cancel()
 			st, err := openCLIStore(ctx)
