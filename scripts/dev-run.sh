@@ -55,10 +55,17 @@ for _ in $(seq 1 100); do
 	sleep 0.1
 done
 
-if [ ! -f .dev/dev-key ] && ./bin/azen-gateway keys --help >/dev/null 2>&1; then
-	./bin/azen-gateway keys create --org 00000000-0000-4000-8000-000000000001 --user dev \
-		--name "make run" --json > .dev/dev-key.json 2>/dev/null &&
-		sed -n 's/.*"key": *"\([^"]*\)".*/\1/p' .dev/dev-key.json > .dev/dev-key || rm -f .dev/dev-key
+# The development key: reused while its id is still in the database (a
+# deleted .dev/azen.db takes it along), created otherwise.
+key_id=$(sed -n 's/.*"id": *"\([^"]*\)".*/\1/p' .dev/dev-key.json 2>/dev/null | head -n 1 || true)
+if [ -z "$key_id" ] || ! ./bin/azen-gateway keys list --json 2>/dev/null | grep -q "\"$key_id\""; then
+	if ./bin/azen-gateway keys create --org 00000000-0000-4000-8000-000000000001 --user dev \
+		--name "make run" --json > .dev/dev-key.json; then
+		sed -n 's/.*"key": *"\([^"]*\)".*/\1/p' .dev/dev-key.json > .dev/dev-key
+	else
+		echo "could not create a development key (see the error above)" >&2
+		rm -f .dev/dev-key .dev/dev-key.json
+	fi
 fi
 
 echo
