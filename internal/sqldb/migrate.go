@@ -2,12 +2,17 @@ package sqldb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"io/fs"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"modernc.org/sqlite"
 )
 
 // Migrate applies the migrations in dir of fsys that component has not yet
@@ -43,7 +48,7 @@ func (db *DB) Migrate(ctx context.Context, component string, fsys fs.FS, dir str
 	}
 	sort.Slice(todo, func(i, j int) bool { return todo[i].version < todo[j].version })
 
-	conn, err := db.Connx(ctx)
+	conn, err := db.connectForMigrations(ctx)
 	if err != nil {
 		return fmt.Errorf("connect for migrations: %w", err)
 	}
@@ -100,4 +105,33 @@ func (db *DB) Migrate(ctx context.Context, component string, fsys fs.FS, dir str
 		return fmt.Errorf("commit migrations: %w", err)
 	}
 	return nil
+}
+
+// connectForMigrations takes a connection. On a brand-new SQLite file,
+// processes starting together race to switch it to WAL, and the losers get
+// SQLITE_BUSY from the journal_mode pragma without the busy timeout ever
+// applying; they wait a little and try again.
+func (db *DB) connectForMigrations(ctx context.Context) (*sqlx.Conn, error) {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		conn, err := db.Connx(ctx)
+		if err == nil || db.Kind != SQLite || !isBusy(err) || time.Now().After(deadline) {
+			return conn, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// isBusy reports whether err is SQLite's SQLITE_BUSY (or SQLITE_LOCKED).
+func isBusy(err error) bool {
+	var sqliteErr *sqlite.Error
+	if errors.As(err, &sqliteErr) {
+		code := sqliteErr.Code() & 0xff // primary result code
+		return code == 5 || code == 6
+	}
+	return false
 }
