@@ -4,21 +4,24 @@
 # (git-ignored). Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mkdir -p .dev
+# Where the development state and the binaries are (tests point them elsewhere).
+dev="${AZEN_DEV_DIR:-.dev}"
+bin="${AZEN_BIN_DIR:-./bin}"
+mkdir -p "$dev"
 umask 077
 
-if [ ! -f .dev/secrets.env ]; then
+if [ ! -f $dev/secrets.env ]; then
 	{
 		echo "AZEN_GATEWAY_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 		echo "AZEN_ENCRYPTION_KEYS=dev1:$(head -c 32 /dev/urandom | base64 | tr -d '\n')"
-	} > .dev/secrets.env
-	echo "generated development secrets in .dev/secrets.env"
+	} > $dev/secrets.env
+	echo "generated development secrets in $dev/secrets.env"
 fi
 set -a
 # shellcheck disable=SC1091
-. .dev/secrets.env
+. $dev/secrets.env
 set +a
-export AZEN_DATABASE_URL="${AZEN_DATABASE_URL:-sqlite:.dev/azen.db}"
+export AZEN_DATABASE_URL="${AZEN_DATABASE_URL:-sqlite:$dev/azen.db}"
 export AZEN_BACKEND_ADDR="${AZEN_BACKEND_ADDR:-127.0.0.1:8081}"
 export AZEN_BACKENDS="${AZEN_BACKENDS:-$AZEN_BACKEND_ADDR}"
 export AZEN_SITE_ADDRESS="${AZEN_SITE_ADDRESS:-:8080}"
@@ -35,9 +38,9 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-./bin/azen-backend > .dev/backend.log 2>&1 &
+$bin/azen-backend > $dev/backend.log 2>&1 &
 pids+=($!)
-./bin/azen-gateway run --config Caddyfile --adapter caddyfile > .dev/gateway.log 2>&1 &
+$bin/azen-gateway run --config Caddyfile --adapter caddyfile > $dev/gateway.log 2>&1 &
 pids+=($!)
 
 for _ in $(seq 1 100); do
@@ -47,8 +50,8 @@ for _ in $(seq 1 100); do
 	fi
 	for p in "${pids[@]}"; do
 		if ! kill -0 "$p" 2>/dev/null; then
-			echo "a process exited at start; see .dev/backend.log and .dev/gateway.log" >&2
-			tail -n 5 .dev/backend.log .dev/gateway.log >&2
+			echo "a process exited at start; see $dev/backend.log and $dev/gateway.log" >&2
+			tail -n 5 $dev/backend.log $dev/gateway.log >&2
 			exit 1
 		fi
 	done
@@ -56,23 +59,23 @@ for _ in $(seq 1 100); do
 done
 
 # The development key: reused while its id is still in the database (a
-# deleted .dev/azen.db takes it along), created otherwise.
-key_id=$(sed -n 's/.*"id": *"\([^"]*\)".*/\1/p' .dev/dev-key.json 2>/dev/null | head -n 1 || true)
-if [ -z "$key_id" ] || ! ./bin/azen-gateway keys list --json 2>/dev/null | grep -q "\"$key_id\""; then
-	if ./bin/azen-gateway keys create --org 00000000-0000-4000-8000-000000000001 --user dev \
-		--name "make run" --json > .dev/dev-key.json; then
-		sed -n 's/.*"key": *"\([^"]*\)".*/\1/p' .dev/dev-key.json > .dev/dev-key
+# deleted $dev/azen.db takes it along), created otherwise.
+key_id=$(sed -n 's/.*"id": *"\([^"]*\)".*/\1/p' $dev/dev-key.json 2>/dev/null | head -n 1 || true)
+if [ -z "$key_id" ] || ! $bin/azen-gateway keys list --json 2>/dev/null | grep -q "\"$key_id\""; then
+	if $bin/azen-gateway keys create --org 00000000-0000-4000-8000-000000000001 --user dev \
+		--name "make run" --json > $dev/dev-key.json; then
+		sed -n 's/.*"key": *"\([^"]*\)".*/\1/p' $dev/dev-key.json > $dev/dev-key
 	else
 		echo "could not create a development key (see the error above)" >&2
-		rm -f .dev/dev-key .dev/dev-key.json
+		rm -f $dev/dev-key $dev/dev-key.json
 	fi
 fi
 
 echo
 echo "azen is running: gateway http://127.0.0.1:${port}, backend http://${AZEN_BACKEND_ADDR}"
-echo "logs: .dev/gateway.log, .dev/backend.log; Ctrl-C stops everything"
-if [ -s .dev/dev-key ]; then
-	key=$(cat .dev/dev-key)
+echo "logs: $dev/gateway.log, $dev/backend.log; Ctrl-C stops everything"
+if [ -s $dev/dev-key ]; then
+	key=$(cat $dev/dev-key)
 	echo
 	echo "development API key: ${key}"
 	echo "SDK base URL:        http://127.0.0.1:${port}/api/v1"
