@@ -88,6 +88,19 @@ func toJSON(k Key) keyJSON {
 	return j
 }
 
+// withCLIStore runs fn with the store of AZEN_DATABASE_URL, opened and
+// migrated, under the CLI's time limit.
+func withCLIStore(cmd *cobra.Command, fn func(ctx context.Context, st *Store) error) error {
+	ctx, cancel := context.WithTimeout(cmd.Context(), cliTimeout)
+	defer cancel()
+	st, err := openCLIStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return fn(ctx, st)
+}
+
 // openCLIStore opens and migrates AZEN_DATABASE_URL.
 func openCLIStore(ctx context.Context) (*Store, error) {
 	raw := os.Getenv("AZEN_DATABASE_URL")
@@ -119,18 +132,13 @@ func createCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), cliTimeout)
-			defer cancel()
-			st, err := openCLIStore(ctx)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			k, plain, err := st.Create(ctx, nk, time.Now())
-			if err != nil {
-				return err
-			}
-			return printCreated(cmd.OutOrStdout(), k, plain, asJSON)
+			return withCLIStore(cmd, func(ctx context.Context, st *Store) error {
+				k, plain, err := st.Create(ctx, nk, time.Now())
+				if err != nil {
+					return err
+				}
+				return printCreated(cmd.OutOrStdout(), k, plain, asJSON)
+			})
 		},
 	}
 	f := c.Flags()
@@ -233,18 +241,13 @@ func listCommand() *cobra.Command {
 			if cmd.Flags().Changed("org") && !ValidUUID(org) {
 				return fmt.Errorf("--org %q is not a UUID", org)
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), cliTimeout)
-			defer cancel()
-			st, err := openCLIStore(ctx)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			keys, err := st.List(ctx, org)
-			if err != nil {
-				return err
-			}
-			return printList(cmd.OutOrStdout(), keys, asJSON, time.Now())
+			return withCLIStore(cmd, func(ctx context.Context, st *Store) error {
+				keys, err := st.List(ctx, org)
+				if err != nil {
+					return err
+				}
+				return printList(cmd.OutOrStdout(), keys, asJSON, time.Now())
+			})
 		},
 	}
 	c.Flags().StringVar(&org, "org", "", "only this organization's keys (UUID)")
@@ -313,33 +316,29 @@ func stateCommand(verb, short string) *cobra.Command {
 					return fmt.Errorf("AZEN_REDIS_URL: %v", err)
 				}
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), cliTimeout)
-			defer cancel()
-			st, err := openCLIStore(ctx)
-			if err != nil {
+			return withCLIStore(cmd, func(ctx context.Context, st *Store) error {
+				var err error
+				switch verb {
+				case "disable":
+					err = st.SetEnabled(ctx, id, false)
+				case "enable":
+					err = st.SetEnabled(ctx, id, true)
+				default:
+					err = st.Delete(ctx, id)
+				}
+				if errors.Is(err, ErrKeyNotFound) {
+					return fmt.Errorf("no API key with id %s", id)
+				}
+				if err != nil {
+					return err
+				}
+				past := map[string]string{"disable": "disabled", "enable": "enabled", "delete": "deleted"}[verb]
+				if err := publishInvalidation(ctx, os.Getenv("AZEN_REDIS_URL"), id); err != nil {
+					return fmt.Errorf("key %s %s, but the invalidation could not be published on AZEN_REDIS_URL (%v); gateways apply the change within their cache_ttl", id, past, err)
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s key %s\n", past, id)
 				return err
-			}
-			defer st.Close()
-			switch verb {
-			case "disable":
-				err = st.SetEnabled(ctx, id, false)
-			case "enable":
-				err = st.SetEnabled(ctx, id, true)
-			default:
-				err = st.Delete(ctx, id)
-			}
-			if errors.Is(err, ErrKeyNotFound) {
-				return fmt.Errorf("no API key with id %s", id)
-			}
-			if err != nil {
-				return err
-			}
-			past := map[string]string{"disable": "disabled", "enable": "enabled", "delete": "deleted"}[verb]
-			if err := publishInvalidation(ctx, os.Getenv("AZEN_REDIS_URL"), id); err != nil {
-				return fmt.Errorf("key %s %s, but the invalidation could not be published on AZEN_REDIS_URL (%v); gateways apply the change within their cache_ttl", id, past, err)
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s key %s\n", past, id)
-			return err
+			})
 		},
 	}
 }
