@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/azen-sh/gateway/internal/sqldb"
 	"github.com/azen-sh/gateway/internal/testenv"
 )
 
@@ -31,4 +32,27 @@ func TestKeysCLIChecksBeforeChanging(t *testing.T) {
 			t.Errorf("--user %q: err %v, stderr %q", user, err, errOut)
 		}
 	}
+}
+
+// TestGatewayMigratesKeyStoreAtStart: a running gateway creates api_keys
+// shortly after start, before any request (contract §7), while `validate`
+// of the same configuration never touches the database.
+func TestGatewayMigratesKeyStoreAtStart(t *testing.T) {
+	dbPath := filepath.Join(t.TempDir(), "gw.db")
+	env := authEnv(map[string]string{
+		"AZEN_DATABASE_URL":   "sqlite:" + dbPath,
+		"AZEN_GATEWAY_SECRET": testenv.GatewaySecret(),
+		"UP":                  "127.0.0.1:1",
+	})
+	testenv.StartGateway(t, authCaddyfile, env)
+	waitFor(t, "api_keys to exist without any request", func() bool {
+		db, err := sqldb.Open("sqlite:" + dbPath)
+		if err != nil {
+			return false
+		}
+		defer db.Close()
+		var n int
+		err = db.Get(&n, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'api_keys'`)
+		return err == nil && n == 1
+	})
 }

@@ -6,6 +6,7 @@
 package azenauth
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -158,7 +159,29 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("azen_auth: metrics: %w", err)
 	}
+	go h.warmUp(ctx)
 	return nil
+}
+
+// warmUpDelay is how long a loaded config waits before it touches the
+// network. `caddy validate` and `adapt` provision and unload within it, so
+// they never connect; a running gateway migrates api_keys and subscribes to
+// revocations shortly after start instead of on its first request.
+const warmUpDelay = 2 * time.Second
+
+func (h *Handler) warmUp(ctx caddy.Context) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(warmUpDelay):
+	}
+	h.rt.start()
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := h.rt.store.prepare(pctx); err != nil {
+		// The first lookup tries again; until then nothing depends on it.
+		h.logger.Warn("key store not ready at start; will retry on first use", zap.Error(err))
+	}
 }
 
 // Cleanup releases the shared runtime; the last user closes it.
