@@ -297,6 +297,21 @@ func BenchmarkServeHTTPRedis(b *testing.B) {
 	benchServe(b, h)
 }
 
+// BenchmarkServeHTTPRedisConcurrent has 16 requests per CPU in flight, as
+// a gateway under load does, so most calls are pipelined.
+func BenchmarkServeHTTPRedisConcurrent(b *testing.B) {
+	rs := testenv.StartRedis(b)
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	h := &Handler{Redis: rs.URL(), Rate: "1000000/s"}
+	if err := h.Provision(ctx); err != nil {
+		b.Fatal(err)
+	}
+	defer h.Cleanup()
+	b.SetParallelism(16)
+	benchServe(b, h)
+}
+
 func benchServe(b *testing.B, h *Handler) {
 	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
 	b.ReportAllocs()
