@@ -12,14 +12,12 @@ import (
 
 // batchingClient is the client redis_rate talks to. It passes everything
 // through except EVALSHA (the limiter script's normal path), which it
-// queues: one worker takes whatever has queued while it was busy and sends
-// it as one pipeline. Under light load a call goes out at once, alone;
-// under heavy load many requests share one write and one read on each side,
-// which is what a Redis on the same few CPUs as the gateway needs. One
-// worker makes the batches larger than several would (measured with
-// scripts/bench-gateway.sh on 2 CPUs: about 10 calls per Redis read instead
-// of 4, and a quarter less Redis CPU per request). Every request still makes
-// exactly one script call, in at most one round trip.
+// queues: a few workers each take whatever has queued while they were busy
+// and send it as one pipeline. Under light load a call goes out at once,
+// alone; under heavy load many requests share one write and one read on
+// each side, which is what a Redis on the same few CPUs as the gateway
+// needs. Every request still makes exactly one script call, in at most one
+// round trip.
 type batchingClient struct {
 	redis.UniversalClient
 	inflight atomic.Int64 // EvalSha calls in progress
@@ -41,7 +39,7 @@ type batchItem struct {
 var itemPool = sync.Pool{New: func() any { return &batchItem{done: make(chan struct{}, 1)} }}
 
 const (
-	batchWorkers = 1
+	batchWorkers = 4
 	batchMax     = 256
 	batchQueue   = 4096
 )
