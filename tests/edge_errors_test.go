@@ -79,7 +79,9 @@ func TestGatewayErrorsAreContractBodies(t *testing.T) {
 
 	gw := testenv.StartGateway(t, errorsCaddyfile, map[string]string{
 		"UP":   upAddr,
-		"DOWN": fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
+		// Port 1 needs root to bind and nothing serves it, so no other
+		// test's server can take it over (a once-free port can be reused).
+		"DOWN": "127.0.0.1:1",
 	})
 
 	t.Run("unknown path is a JSON 404", func(t *testing.T) {
