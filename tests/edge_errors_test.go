@@ -78,7 +78,7 @@ func TestGatewayErrorsAreContractBodies(t *testing.T) {
 	t.Cleanup(func() { upstream.Close() })
 
 	gw := testenv.StartGateway(t, errorsCaddyfile, map[string]string{
-		"UP":   upAddr,
+		"UP": upAddr,
 		// Port 1 needs root to bind and nothing serves it, so no other
 		// test's server can take it over (a once-free port can be reused).
 		"DOWN": "127.0.0.1:1",
