@@ -275,41 +275,33 @@ func TestHeartbeatCountsGateways(t *testing.T) {
 }
 
 func BenchmarkServeHTTPLocal(b *testing.B) {
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	defer cancel()
-	h := &Handler{Rate: "1000000/s"}
-	if err := h.Provision(ctx); err != nil {
-		b.Fatal(err)
-	}
-	defer h.Cleanup()
-	benchServe(b, h)
+	benchServe(b, provisionBench(b, ""))
 }
 
 func BenchmarkServeHTTPRedis(b *testing.B) {
-	rs := testenv.StartRedis(b)
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	defer cancel()
-	h := &Handler{Redis: rs.URL(), Rate: "1000000/s"}
-	if err := h.Provision(ctx); err != nil {
-		b.Fatal(err)
-	}
-	defer h.Cleanup()
-	benchServe(b, h)
+	benchServe(b, provisionBench(b, testenv.StartRedis(b).URL()))
 }
 
 // BenchmarkServeHTTPRedisConcurrent has 16 requests per CPU in flight, as
 // a gateway under load does, so most calls are pipelined.
 func BenchmarkServeHTTPRedisConcurrent(b *testing.B) {
-	rs := testenv.StartRedis(b)
+	h := provisionBench(b, testenv.StartRedis(b).URL())
+	b.SetParallelism(16)
+	benchServe(b, h)
+}
+
+// provisionBench provisions a handler with limits far above any benchmark's
+// load, on redisURL ("" for the in-process limiter), cleaned up with b.
+func provisionBench(b *testing.B, redisURL string) *Handler {
+	b.Helper()
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	defer cancel()
-	h := &Handler{Redis: rs.URL(), Rate: "1000000/s"}
+	b.Cleanup(cancel)
+	h := &Handler{Redis: redisURL, Rate: "1000000/s"}
 	if err := h.Provision(ctx); err != nil {
 		b.Fatal(err)
 	}
-	defer h.Cleanup()
-	b.SetParallelism(16)
-	benchServe(b, h)
+	b.Cleanup(func() { _ = h.Cleanup() })
+	return h
 }
 
 func benchServe(b *testing.B, h *Handler) {
