@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 )
@@ -43,27 +44,52 @@ func StartRedisTLS(t testing.TB) *RedisTLS {
 	return r
 }
 
-// writeTestCerts writes a CA and a localhost/127.0.0.1 certificate it signed.
+// testCA is one throwaway CA per test process: Go reads SSL_CERT_FILE once
+// per process, so every TLS server a process starts must chain to the CA it
+// saw first.
+var testCA struct {
+	once sync.Once
+	der  []byte
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	err  error
+}
+
+func loadTestCA() error {
+	testCA.once.Do(func() {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			testCA.err = err
+			return
+		}
+		tmpl := &x509.Certificate{
+			SerialNumber:          big.NewInt(1),
+			Subject:               pkix.Name{CommonName: "azen test CA"},
+			NotBefore:             time.Now().Add(-time.Hour),
+			NotAfter:              time.Now().Add(24 * time.Hour),
+			IsCA:                  true,
+			KeyUsage:              x509.KeyUsageCertSign,
+			BasicConstraintsValid: true,
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		if err != nil {
+			testCA.err = err
+			return
+		}
+		testCA.der, testCA.key = der, key
+		testCA.cert, testCA.err = x509.ParseCertificate(der)
+	})
+	return testCA.err
+}
+
+// writeTestCerts writes the process's CA and a localhost/127.0.0.1
+// certificate it signed.
 func writeTestCerts(t testing.TB, dir string) (caFile, certFile, keyFile string) {
 	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
+	if err := loadTestCA(); err != nil {
 		t.Fatal(err)
 	}
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "azen test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		KeyUsage:              x509.KeyUsageCertSign,
-		BasicConstraintsValid: true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
+	ca, caKey, caDER := testCA.cert, testCA.key, testCA.der
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
