@@ -166,8 +166,9 @@ func benchStore(b *testing.B, url string) {
 		c := newBenchCorpus(11)
 		lat := make([]time.Duration, 0, b.N)
 		for b.Loop() {
-			req, _ := http.NewRequest("POST", srv.URL+"/api/v1/memory/search", strings.NewReader(`{"query":"`+c.words(3)+`","topK":5}`))
-			signer.SignRequest(req, contract.Identity{OrganizationID: orgA, UserID: "u", KeyID: "k"}, time.Now())
+			body := `{"query":"` + c.words(3) + `","topK":5}`
+			req, _ := http.NewRequest("POST", srv.URL+"/api/v1/memory/search", strings.NewReader(body))
+			signer.SignRequest(req, keyIdentity, contract.BodySHA256([]byte(body)), time.Now())
 			t0 := time.Now()
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {

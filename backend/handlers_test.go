@@ -45,7 +45,8 @@ func (e *apiEnv) do(method, path, body, org, user string) (int, map[string]any, 
 		e.t.Fatal(err)
 	}
 	if org != "" {
-		e.signer.SignRequest(req, contract.Identity{OrganizationID: org, UserID: user, KeyID: "key-1"}, time.Now())
+		e.signer.SignRequest(req, contract.Identity{OrganizationID: org, UserID: user, KeyID: "key-1", Credential: contract.CredentialKey},
+			contract.BodySHA256([]byte(body)), time.Now())
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -258,18 +259,30 @@ func TestSignatureRules(t *testing.T) {
 	}{
 		{"no signature", func(r *http.Request) {}},
 		{"signed with another secret", func(r *http.Request) {
-			other.SignRequest(r, contract.Identity{OrganizationID: orgA, UserID: "u", KeyID: "k"}, time.Now())
+			other.SignRequest(r, keyIdentity, contract.EmptyBodySHA256, time.Now())
 		}},
 		{"signature older than 60 s", func(r *http.Request) {
-			e.signer.SignRequest(r, contract.Identity{OrganizationID: orgA, UserID: "u", KeyID: "k"}, time.Now().Add(-2*time.Minute))
+			e.signer.SignRequest(r, keyIdentity, contract.EmptyBodySHA256, time.Now().Add(-2*time.Minute))
 		}},
 		{"organization changed after signing", func(r *http.Request) {
-			e.signer.SignRequest(r, contract.Identity{OrganizationID: orgA, UserID: "u", KeyID: "k"}, time.Now())
+			e.signer.SignRequest(r, keyIdentity, contract.EmptyBodySHA256, time.Now())
 			r.Header.Set(contract.HeaderOrganizationID, orgB)
+		}},
+		{"query changed after signing", func(r *http.Request) {
+			e.signer.SignRequest(r, keyIdentity, contract.EmptyBodySHA256, time.Now())
+			r.URL.RawQuery = "per=100&userId=alice"
+		}},
+		{"body added after signing", func(r *http.Request) {
+			e.signer.SignRequest(r, keyIdentity, contract.EmptyBodySHA256, time.Now())
+			r.Body = io.NopCloser(strings.NewReader(`{"text":"forged"}`))
+			r.ContentLength = 17
+		}},
+		{"a session without an organization", func(r *http.Request) {
+			e.signer.SignRequest(r, contract.Identity{UserID: "u", KeyID: "s", Credential: contract.CredentialSession}, contract.EmptyBodySHA256, time.Now())
 		}},
 		{"signed for another path", func(r *http.Request) {
 			r2, _ := http.NewRequest("GET", e.srv.URL+"/api/v1/memory/search", nil)
-			e.signer.SignRequest(r2, contract.Identity{OrganizationID: orgA, UserID: "u", KeyID: "k"}, time.Now())
+			e.signer.SignRequest(r2, keyIdentity, contract.EmptyBodySHA256, time.Now())
 			r.Header = r2.Header
 		}},
 	}
@@ -284,7 +297,11 @@ func TestSignatureRules(t *testing.T) {
 			var body map[string]any
 			_ = json.NewDecoder(resp.Body).Decode(&body)
 			resp.Body.Close()
-			if resp.StatusCode != 401 || body["status"] != "unauthorized" || keys(body) != "code,message,status" {
+			want, status := 401, "unauthorized"
+			if c.name == "a session without an organization" {
+				want, status = 403, "forbidden"
+			}
+			if resp.StatusCode != want || body["status"] != status || keys(body) != "code,message,status" {
 				t.Errorf("%d %v", resp.StatusCode, body)
 			}
 		})
@@ -336,3 +353,5 @@ func TestDecryptionFailureIsALogged500(t *testing.T) {
 		t.Errorf("log reveals content: %s", logs)
 	}
 }
+
+var keyIdentity = contract.Identity{OrganizationID: orgA, UserID: "u", KeyID: "k", Credential: contract.CredentialKey}

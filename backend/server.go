@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"path"
@@ -108,9 +110,28 @@ type apiHandler func(w http.ResponseWriter, r *http.Request, id contract.Identit
 // anything else a logged 500 that tells the client nothing.
 func (s *server) api(h apiHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := s.signer.Verify(r, s.now())
+		id, signedBody, err := s.signer.Verify(r, s.now())
 		if err != nil {
 			contract.WriteError(w, contract.NewError(http.StatusUnauthorized, "Gateway authentication failed: "+err.Error()+"."))
+			return
+		}
+		// The body is read (at most 1 MiB) and checked against the signed
+		// hash before any handler sees it: nothing between gateway and
+		// backend can change it.
+		body, err := readBody(w, r)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if err := contract.CheckBody(body, signedBody); err != nil {
+			contract.WriteError(w, contract.NewError(http.StatusUnauthorized, "Gateway authentication failed: "+err.Error()+"."))
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if id.OrganizationID == "" {
+			// A session that has not chosen an organization yet; the
+			// gateway answers this itself, so only a misconfigured one gets here.
+			contract.WriteError(w, contract.NewError(http.StatusForbidden, "No active organization"))
 			return
 		}
 		// A database that hangs must not hang the client: the request gets

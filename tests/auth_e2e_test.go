@@ -10,8 +10,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/azen-sh/gateway/caddy-modules/azenauth"
+	"github.com/azen-sh/gateway/internal/apikey"
 	"github.com/azen-sh/gateway/internal/contract"
+	"github.com/azen-sh/gateway/internal/revocation"
 	"github.com/azen-sh/gateway/internal/sqldb"
 	"github.com/azen-sh/gateway/internal/testenv"
 )
@@ -42,7 +43,7 @@ func TestAuthEndToEnd(t *testing.T) {
 		expired := authInsertKey(t, base["AZEN_DATABASE_URL"], org, "alice", time.Now().Add(-time.Second))
 		noOrg := authInsertKey(t, base["AZEN_DATABASE_URL"], "", "alice", time.Time{})
 		noUser := authInsertKey(t, base["AZEN_DATABASE_URL"], org, "", time.Time{})
-		unknown, _ := azenauth.GenerateKey()
+		unknown, _ := apikey.Generate()
 		mistyped := good[:20] + authFlipCase(good[20]) + good[21:]
 
 		t.Run("missing header is 401", func(t *testing.T) {
@@ -108,7 +109,7 @@ func TestAuthEndToEnd(t *testing.T) {
 		if saw.Verified != nil {
 			t.Fatalf("upstream could not verify: %v", saw.Verified)
 		}
-		if saw.Identity != (contract.Identity{OrganizationID: org, UserID: "bob", KeyID: k.ID}) {
+		if saw.Identity != (contract.Identity{OrganizationID: org, UserID: "bob", KeyID: k.ID, Credential: contract.CredentialKey}) {
 			t.Fatalf("identity %+v", saw.Identity)
 		}
 		if saw.APIKey != "" {
@@ -116,7 +117,8 @@ func TestAuthEndToEnd(t *testing.T) {
 		}
 		for _, n := range saw.AzenNames {
 			switch n {
-			case contract.HeaderOrganizationID, contract.HeaderUserID, contract.HeaderKeyID, contract.HeaderTimestamp, contract.HeaderSignature:
+			case contract.HeaderOrganizationID, contract.HeaderUserID, contract.HeaderKeyID, contract.HeaderCredential,
+				contract.HeaderTimestamp, contract.HeaderBodySHA256, contract.HeaderSignature:
 			default:
 				t.Errorf("client header %s reached the upstream", n)
 			}
@@ -158,7 +160,7 @@ func TestAuthEndToEnd(t *testing.T) {
 
 	t.Run("failed attempts are limited per client address", func(t *testing.T) {
 		trusting := testenv.StartGateway(t, authCaddyfile, authEnv(base, "FAILED", "3/m"))
-		unknown, _ := azenauth.GenerateKey()
+		unknown, _ := apikey.Generate()
 		_, good := testenv.CreateKey(t, cli)
 		for i := 0; i < 3; i++ {
 			expectAuth(t, trusting.URL, unknown, 403, "Unknown API key.", "X-Forwarded-For", "198.51.100.1")
@@ -222,7 +224,7 @@ func TestAuthEndToEnd(t *testing.T) {
 		if e.Message != contract.MessageInternal {
 			t.Errorf("500 message %q is not the generic one", e.Message)
 		}
-		unknown, _ := azenauth.GenerateKey()
+		unknown, _ := apikey.Generate()
 		getJSONError(t, authCall(t, gw2.URL, &unknown), 500)
 		expectAuth(t, short.URL, "not-a-key", 403, "") // refused without the database
 		pg.Start()
@@ -239,7 +241,7 @@ func authInsertKey(t *testing.T, dbURL, org, user string, expires time.Time) str
 		t.Fatal(err)
 	}
 	defer db.Close()
-	key, _ := azenauth.GenerateKey()
+	key, _ := apikey.Generate()
 	nullable := func(s string) any {
 		if s == "" {
 			return nil
@@ -251,7 +253,7 @@ func authInsertKey(t *testing.T, dbURL, org, user string, expires time.Time) str
 		exp = expires.UTC()
 	}
 	_, err = db.Exec(db.Rebind(`INSERT INTO api_keys (id, key_hash, prefix, organization_id, user_id, enabled, expires_at, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), testenv.NewUUID(), azenauth.HashKey(key).Hex(), azenauth.KeyDisplayPrefix(key),
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), testenv.NewUUID(), apikey.HashOf(key).Hex(), apikey.DisplayPrefix(key),
 		nullable(org), nullable(user), true, exp, time.Now().UTC())
 	if err != nil {
 		t.Fatal(err)
@@ -306,13 +308,13 @@ func waitForKeySubscribers(t *testing.T, n int64, urls ...string) {
 		var lastErr error
 		for _, c := range clients {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			res, err := c.PubSubNumSub(ctx, azenauth.InvalidationChannel).Result()
+			res, err := c.PubSubNumSub(ctx, revocation.Channel).Result()
 			cancel()
 			if err != nil {
 				lastErr = err
 				continue
 			}
-			total += res[azenauth.InvalidationChannel]
+			total += res[revocation.Channel]
 		}
 		if total >= n {
 			return

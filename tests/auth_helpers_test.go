@@ -98,7 +98,7 @@ func startAuthUpstream(t *testing.T, secret string) *authUpstream {
 }
 
 func (u *authUpstream) serve(w http.ResponseWriter, r *http.Request) {
-	id, err := u.signer.Verify(r, time.Now())
+	id, _, err := u.signer.Verify(r, time.Now())
 	saw := authUpstreamSaw{Identity: id, Verified: err, APIKey: r.Header.Get(contract.APIKeyHeader)}
 	for name := range r.Header {
 		if strings.HasPrefix(strings.ToLower(name), "azen-") {

@@ -49,7 +49,8 @@ func (c *bkClient) do(method, path, body, org, user string) (int, map[string]any
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if org != "" {
-		c.signer.SignRequest(req, contract.Identity{OrganizationID: org, UserID: user, KeyID: "key-" + user}, time.Now())
+		c.signer.SignRequest(req, contract.Identity{OrganizationID: org, UserID: user, KeyID: "key-" + user, Credential: contract.CredentialKey},
+			contract.BodySHA256([]byte(body)), time.Now())
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -167,7 +168,7 @@ func TestBackendBinary(t *testing.T) {
 			req, _ := http.NewRequest("GET", b.URL+"/api/v1/memory", nil)
 			req.Header.Set(contract.HeaderOrganizationID, bkOrg) // a forged, unsigned identity
 			if org != "" {
-				c.signer.SignRequest(req, contract.Identity{OrganizationID: org, UserID: "u", KeyID: "k"}, time.Now())
+				c.signer.SignRequest(req, contract.Identity{OrganizationID: org, UserID: "u", KeyID: "k", Credential: contract.CredentialKey}, contract.EmptyBodySHA256, time.Now())
 			}
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
@@ -258,7 +259,7 @@ func TestBackendBinary(t *testing.T) {
 		c := newBkClient(t, b.URL, secret)
 		body := []byte(`{"text":"written during shutdown"}`)
 		req, _ := http.NewRequest("POST", b.URL+"/api/v1/memory", bytes.NewReader(body))
-		c.signer.SignRequest(req, contract.Identity{OrganizationID: bkOrg, UserID: "u", KeyID: "k"}, time.Now())
+		c.signer.SignRequest(req, contract.Identity{OrganizationID: bkOrg, UserID: "u", KeyID: "k", Credential: contract.CredentialKey}, contract.BodySHA256(body), time.Now())
 		conn, err := net.Dial("tcp", b.Addr)
 		if err != nil {
 			t.Fatal(err)
@@ -362,7 +363,7 @@ func TestBackendBinary(t *testing.T) {
 		b2 := testenv.StartBackend(t, bkEnv(dbURL, secret, testenv.EncryptionKeys("k2")))
 		req, _ := http.NewRequest("GET", b2.URL+"/api/v1/memory/"+id, nil)
 		req.Header.Set("X-Request-Id", "trace-me-123")
-		newBkClient(t, b2.URL, secret).signer.SignRequest(req, contract.Identity{OrganizationID: bkOrg, UserID: "u", KeyID: "k"}, time.Now())
+		newBkClient(t, b2.URL, secret).signer.SignRequest(req, contract.Identity{OrganizationID: bkOrg, UserID: "u", KeyID: "k", Credential: contract.CredentialKey}, contract.EmptyBodySHA256, time.Now())
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

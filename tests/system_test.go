@@ -335,7 +335,7 @@ func TestSystemEdgeRefusesAbuseCleanly(t *testing.T) {
 			t.Fatal(err)
 		}
 		e := getJSONError(t, resp, 400)
-		if e.Message != "Request body is too large." {
+		if e.Message != "Request body must not exceed 1 MiB." {
 			t.Errorf("message %q", e.Message)
 		}
 		stillServes(t)

@@ -1,8 +1,11 @@
-// Package azenauth is the azen_auth module (contract §4): it admits requests
-// that carry a valid API key in the azen-api-key header, forwards the key's
-// identity to the upstream as signed Azen-* headers, and refuses the rest
-// with the contract's 401/403/429 errors. It also provides the key store
-// (api_keys on PostgreSQL or SQLite) and the `azen-gateway keys` command.
+// Package azenauth is the azen_auth module (contract §4, §9): it admits
+// requests that carry a valid API key in the azen-api-key header or a valid
+// console session in the azen_session cookie, reads and bounds their body,
+// forwards the caller's identity to the upstream as signed Azen-* headers,
+// meters what it admitted, and refuses the rest with the contract's
+// 401/403/429 errors. It also provides the `azen-gateway keys` command.
+// The stores themselves (api_keys, sessions, usage) live in internal/, shared
+// with the backend.
 package azenauth
 
 import (
@@ -18,12 +21,13 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
+	"github.com/azen-sh/gateway/internal/apikey"
 	"github.com/azen-sh/gateway/internal/contract"
 	"github.com/azen-sh/gateway/internal/ratespec"
 	"github.com/azen-sh/gateway/internal/redisconn"
 	"github.com/azen-sh/gateway/internal/sqldb"
+	"github.com/azen-sh/gateway/internal/usage"
 )
 
 func init() {
@@ -37,29 +41,19 @@ const (
 	DefaultCacheTTL       = 30 * time.Second
 	DefaultCacheSize      = 100_000
 	DefaultFailedAttempts = "20/m"
+	DefaultUsageFlush     = 10 * time.Second
 )
 
-// Client-facing messages, one per cause (contract §4).
-const (
-	msgMissing    = "Missing API key: send it in the azen-api-key header."
-	msgBlank      = "Empty API key: the azen-api-key header is blank."
-	msgSeveral    = "Malformed API key: send exactly one azen-api-key header."
-	msgMalformed  = "Malformed API key: it is not an Azen key or was mistyped."
-	msgUnknown    = "Unknown API key."
-	msgDisabled   = "API key is disabled."
-	msgExpired    = "API key has expired."
-	msgIncomplete = "API key is not bound to an organization and a user."
-)
-
-// Handler authenticates requests by API key.
+// Handler authenticates requests by API key or console session.
 type Handler struct {
-	// Database URL of the key store: postgres://… or sqlite:PATH. May be a
-	// {env.NAME} placeholder, expanded at provision. Default sqlite:azen.db.
+	// Database URL of the key and session store: postgres://… or
+	// sqlite:PATH. May be a {env.NAME} placeholder, expanded at provision.
+	// Default sqlite:azen.db.
 	Database string `json:"database,omitempty"`
 
-	// Redis URL for key-revocation pub/sub (redis://, rediss://, Cluster or
-	// Sentinel forms). Empty (the default) means no Redis: a revoked key
-	// stops working within cache_ttl. May be a {env.NAME} placeholder.
+	// Redis URL for revocation pub/sub (redis://, rediss://, Cluster or
+	// Sentinel forms). Empty (the default) means no Redis: a revoked key or
+	// session stops working within cache_ttl. May be a {env.NAME} placeholder.
 	Redis string `json:"redis,omitempty"`
 
 	// Secret that signs the forwarded identity, at least 32 bytes. Required.
@@ -67,20 +61,30 @@ type Handler struct {
 	// config.
 	Secret string `json:"secret,omitempty"`
 
-	// How long a key lookup (found or not) is trusted before the store is
-	// asked again. Default 30s.
+	// How long a key or session lookup (found or not) is trusted before the
+	// store is asked again. Default 30s.
 	CacheTTL caddy.Duration `json:"cache_ttl,omitempty"`
 
-	// Most keys held in the cache (unknown keys: a quarter of that more).
-	// Default 100000.
+	// Most keys (and, separately, sessions) held in the cache (unknown ones:
+	// a quarter of that more). Default 100000.
 	CacheSize int `json:"cache_size,omitempty"`
 
-	// Failed key attempts (403s) allowed per client address, in ratespec
-	// syntax (COUNT/UNIT). Past it the answer is 429. Default 20/m.
+	// Failed key attempts (403s) and failed sign-ins (401s) allowed per
+	// client address, in ratespec syntax (COUNT/UNIT). Past it the answer is
+	// 429. Default 20/m.
 	FailedAttempts string `json:"failed_attempts,omitempty"`
 
+	// Largest request body accepted, in bytes; a larger one is a 400 before
+	// any upstream is chosen. Default 1 MiB (the backend's limit).
+	MaxBody int64 `json:"max_body,omitempty"`
+
+	// How often usage counts are written to the database (at most 10s).
+	// Default 10s.
+	UsageFlush caddy.Duration `json:"usage_flush,omitempty"`
+
 	signer  *contract.Signer
-	rt      *runtime
+	maxBody int64
+	rt      *authRuntime
 	release func()
 	metrics *authMetrics
 	logger  *zap.Logger
@@ -97,7 +101,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 
 // Provision expands {env.*} placeholders, checks every setting and joins
 // the runtime shared by handlers with the same settings. It makes no network
-// call: the database and Redis are reached on the first request.
+// call: the database and Redis are reached shortly after the config loads.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.now = time.Now
@@ -148,9 +152,23 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("azen_auth: failed_attempts: %w", err)
 	}
+	h.maxBody = h.MaxBody
+	if h.maxBody == 0 {
+		h.maxBody = DefaultMaxBody
+	}
+	if h.maxBody < 1 {
+		return fmt.Errorf("azen_auth: max_body must be positive, got %d", h.maxBody)
+	}
+	flush := time.Duration(h.UsageFlush)
+	if flush == 0 {
+		flush = DefaultUsageFlush
+	}
+	if flush <= 0 || flush > DefaultUsageFlush {
+		return fmt.Errorf("azen_auth: usage_flush must be from 1ms to 10s, got %s", flush)
+	}
 
 	h.rt, h.release, err = loadRuntime(runtimeSettings{
-		database: database, redis: redisURL, cacheTTL: ttl, cacheSize: size, failedAttempts: rate,
+		database: database, redis: redisURL, cacheTTL: ttl, cacheSize: size, failedAttempts: rate, usageFlush: flush,
 	}, h.logger)
 	if err != nil {
 		return fmt.Errorf("azen_auth: %w", err)
@@ -165,8 +183,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 // warmUpDelay is how long a loaded config waits before it touches the
 // network. `caddy validate` and `adapt` provision and unload within it, so
-// they never connect; a running gateway migrates api_keys and subscribes to
-// revocations shortly after start instead of on its first request.
+// they never connect; a running gateway migrates its tables and subscribes
+// to revocations shortly after start instead of on its first request.
 const warmUpDelay = 2 * time.Second
 
 func (h *Handler) warmUp(ctx caddy.Context) {
@@ -178,13 +196,14 @@ func (h *Handler) warmUp(ctx caddy.Context) {
 	h.rt.start()
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := h.rt.store.prepare(pctx); err != nil {
+	if err := h.rt.stores.prepare(pctx); err != nil {
 		// The first lookup tries again; until then nothing depends on it.
-		h.logger.Warn("key store not ready at start; will retry on first use", zap.Error(err))
+		h.logger.Warn("credential store not ready at start; will retry on first use", zap.Error(err))
 	}
 }
 
-// Cleanup releases the shared runtime; the last user closes it.
+// Cleanup releases the shared runtime; the last user closes it (writing the
+// usage counts it holds).
 func (h *Handler) Cleanup() error {
 	if h.release != nil {
 		h.release()
@@ -193,119 +212,175 @@ func (h *Handler) Cleanup() error {
 	return nil
 }
 
-// ServeHTTP checks the key (contract §4 order), then forwards the signed
-// identity. Refusals are returned as errors for handle_errors to render.
+// ServeHTTP establishes who is calling (contract §4 order for keys, §9 for
+// sessions), then forwards the request with its body read and its identity
+// signed. Refusals are returned as errors for handle_errors to render.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	h.rt.start()
 	now := h.now()
+	a := accessOf(r.URL.Path)
+	cookie, hasCookie := sessionCookie(r)
+	_, hasKey := r.Header[contract.APIKeyHeader]
+	// A request with a key is judged by the key, also on the routes that
+	// also take a session (contract §9).
+	bySession := hasCookie && !(hasKey && (a == accessAPI || a == accessKeys))
 
-	values, present := r.Header[contract.APIKeyHeader]
-	if !present {
+	if needsOriginCheck(a, bySession) {
+		if err := crossOrigin.Check(r); err != nil {
+			h.metrics.outcome(outcomeCrossOrigin)
+			return caddyhttp.Error(http.StatusForbidden, errors.Join(contract.Public(msgCrossOrigin), err))
+		}
+	}
+
+	switch a {
+	case accessAnonymous:
+		client := clientKey(clientIP(r))
+		if blocked, wait := h.rt.failures.Blocked(client, now); blocked {
+			h.metrics.outcome(outcomeThrottled)
+			secs := retryAfterSeconds(wait)
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			return caddyhttp.Error(http.StatusTooManyRequests, contract.Public(fmt.Sprintf(
+				"Too many failed sign-in attempts from your address. Retry in %d s.", secs)))
+		}
+		return h.forward(w, r, next, a, nil, now)
+	case accessOptional:
+		var p *Principal
+		if bySession {
+			var err error
+			if p, err = h.checkSession(r, cookie, now); err != nil {
+				return err
+			}
+		}
+		return h.forward(w, r, next, a, p, now)
+	}
+
+	var p *Principal
+	var err error
+	switch {
+	case bySession:
+		if p, err = h.checkSession(r, cookie, now); err != nil {
+			return err
+		}
+		if p == nil {
+			h.metrics.outcome(outcomeNoSession)
+			return caddyhttp.Error(http.StatusUnauthorized, contract.Public(msgNoSession))
+		}
+		if p.OrganizationID == "" && a != accessSessionNoOrg {
+			h.metrics.outcome(outcomeNoOrganization)
+			return caddyhttp.Error(http.StatusForbidden, contract.Public(msgNoOrg))
+		}
+	case a == accessSession || a == accessSessionNoOrg:
+		h.metrics.outcome(outcomeNoSession)
+		if hasKey {
+			return caddyhttp.Error(http.StatusUnauthorized, contract.Public(msgKeyNotAllowed))
+		}
+		return caddyhttp.Error(http.StatusUnauthorized, contract.Public(msgNoSession))
+	case !hasKey:
 		h.metrics.outcome(outcomeMissing)
 		return caddyhttp.Error(http.StatusUnauthorized, contract.Public(msgMissing))
-	}
-	raw := ""
-	if len(values) > 0 {
-		raw = strings.Trim(values[0], " \t")
-	}
-	if len(values) <= 1 && raw == "" {
-		h.metrics.outcome(outcomeBlank)
-		return caddyhttp.Error(http.StatusUnauthorized, contract.Public(msgBlank))
-	}
-
-	client := clientKey(clientIP(r))
-	if blocked, wait := h.rt.failures.Blocked(client, now); blocked {
-		h.metrics.outcome(outcomeThrottled)
-		secs := retryAfterSeconds(wait)
-		w.Header().Set("Retry-After", strconv.Itoa(secs))
-		return caddyhttp.Error(http.StatusTooManyRequests, contract.Public(fmt.Sprintf(
-			"Too many failed API key attempts from your address. Retry in %d s.", secs)))
-	}
-
-	if len(values) > 1 {
-		return h.refuse(client, now, outcomeMalformed, msgSeveral)
-	}
-	if !WellFormed(raw) {
-		return h.refuse(client, now, outcomeMalformed, msgMalformed)
-	}
-
-	e, res, err := h.rt.cache.Lookup(r.Context(), HashKey(raw), now)
-	h.metrics.cacheResult(res)
-	if err != nil {
-		h.metrics.outcome(outcomeError)
-		return caddyhttp.Error(http.StatusInternalServerError, fmt.Errorf("azen_auth: %w", err))
-	}
-	if res == cacheStale && h.rt.staleLog.Allow(now) {
-		if ce := h.logger.Check(zapcore.WarnLevel, "key store unavailable; answering from expired cache entries (logged at most every 10 s)"); ce != nil {
-			ce.Write(zap.String("key_id", e.key.ID))
+	default:
+		if p, err = h.checkKey(w, r, now); err != nil {
+			return err
 		}
 	}
-	k := &e.key
-	switch {
-	case !e.found:
-		return h.refuse(client, now, outcomeUnknown, msgUnknown)
-	case !k.Enabled:
-		return h.refuse(client, now, outcomeDisabled, msgDisabled)
-	case k.Expired(now):
-		return h.refuse(client, now, outcomeExpired, msgExpired)
-	case !ValidUUID(k.OrganizationID) || !usableUserID(k.UserID):
-		return h.refuse(client, now, outcomeIncomplete, msgIncomplete)
+	if a == accessKeys {
+		// The console's key routes: reading needs keys:read, changing
+		// keys:write, whether the caller is a key or a person (§10).
+		perm := apikey.KeysWrite
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			perm = apikey.KeysRead
+		}
+		if !p.Has(perm) {
+			h.metrics.outcome(outcomeNoPermission)
+			return caddyhttp.Error(http.StatusForbidden, contract.Public(p.lacks(perm)))
+		}
 	}
-
 	h.metrics.outcome(outcomeOK)
-	h.rt.touch(e, now)
-	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Set("azen.key_id", k.ID)
-		repl.Set("azen.org_id", k.OrganizationID)
-		repl.Set("azen.user_id", k.UserID)
-		repl.Set("azen.tier", k.Tier)
-		repl.Set("azen.rate_limit", k.RateLimit)
-		repl.Set("http.auth.user.id", k.ID)
-	}
-	h.signer.SignRequest(r, contract.Identity{
-		OrganizationID: k.OrganizationID, UserID: k.UserID, KeyID: k.ID,
-	}, now)
-	return next.ServeHTTP(w, r)
+	return h.forward(w, r, next, a, p, now)
 }
 
-// refuse counts a failed attempt against the client and returns the 403.
-func (h *Handler) refuse(client clientAddr, now time.Time, outcome, message string) error {
-	h.rt.failures.Fail(client, now)
-	h.metrics.outcome(outcome)
-	return caddyhttp.Error(http.StatusForbidden, contract.Public(message))
-}
-
-// usableUserID reports whether a stored user id can travel in a header and
-// be signed: not empty, at most 255 bytes, no control characters. The CLI
-// only stores such ids; rows written by other means might not be.
-func usableUserID(s string) bool {
-	if s == "" || len(s) > 255 {
-		return false
+// forward reads the body, replaces client-sent identity with the signed one
+// (p nil: none), publishes the placeholders, and passes the request on,
+// metering it afterwards.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, a access, p *Principal, now time.Time) error {
+	bodySHA, err := readBody(w, r, h.maxBody)
+	if err != nil {
+		h.metrics.outcome(outcomeBadBody)
+		return err
 	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] == 0x7f {
-			return false
+	contract.StripAzenHeaders(r.Header) // the key header and any forged identity
+	dropSessionCookie(r)
+	if p != nil {
+		if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+			repl.Set("azen.key_id", p.ID)
+			repl.Set("azen.org_id", p.OrganizationID)
+			repl.Set("azen.user_id", p.UserID)
+			repl.Set("azen.credential", p.Credential)
+			repl.Set("azen.tier", p.Tier)
+			repl.Set("azen.rate_limit", p.RateLimit)
+			repl.Set("azen.quota", p.Quota.String())
+			repl.Set("http.auth.user.id", p.ID)
 		}
+		setPrincipal(r.Context(), p)
+		h.signer.SignRequest(r, p.identity(), bodySHA, now)
 	}
-	return true
+
+	metered := p != nil && p.OrganizationID != "" && a != accessOptional
+	signIn := a == accessAnonymous && isSignIn(r.URL.Path)
+	if !metered && !signIn {
+		return next.ServeHTTP(w, r)
+	}
+	sw := &statusWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
+	err = next.ServeHTTP(sw, r)
+	if signIn && sw.status == http.StatusUnauthorized {
+		h.rt.failures.Fail(clientKey(clientIP(r)), now)
+	}
+	if metered {
+		h.rt.meter.Record(usage.Event{
+			OrganizationID: p.OrganizationID, CredentialKind: p.Credential, CredentialID: p.ID,
+			Group: usage.Group(r.Method, r.URL.Path), Outcome: outcomeOf(sw.status, err),
+		}, now)
+	}
+	return err
 }
 
-// clientIP is Caddy's client_ip: the peer, or the X-Forwarded-For address
-// when the peer is a trusted proxy.
-func clientIP(r *http.Request) string {
-	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
-		return ip
-	}
-	host := r.RemoteAddr
-	if i := strings.LastIndexByte(host, ':'); i >= 0 {
-		host = host[:i]
-	}
-	return strings.Trim(host, "[]")
+// statusWriter remembers the status the upstream answered with.
+type statusWriter struct {
+	*caddyhttp.ResponseWriterWrapper
+	status int
 }
 
-// retryAfterSeconds rounds up to whole seconds, at least 1.
-func retryAfterSeconds(d time.Duration) int {
-	return max(1, int((d+time.Second-1)/time.Second))
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 {
+		w.status = code
+	}
+	w.ResponseWriterWrapper.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriterWrapper.Write(b)
+}
+
+// outcomeOf is the usage outcome of a request: a refusal by the rate
+// limiter is rate_limited, any other error or 4xx/5xx answer is error.
+func outcomeOf(status int, err error) string {
+	if err != nil {
+		var he caddyhttp.HandlerError
+		if errors.As(err, &he) && he.StatusCode == http.StatusTooManyRequests {
+			return usage.OutcomeRateLimited
+		}
+		return usage.OutcomeError
+	}
+	switch {
+	case status == http.StatusTooManyRequests:
+		return usage.OutcomeRateLimited
+	case status >= 400:
+		return usage.OutcomeError
+	}
+	return usage.OutcomeSuccess
 }
 
 // Interface guards.

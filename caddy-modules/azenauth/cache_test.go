@@ -7,45 +7,50 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/azen-sh/gateway/internal/apikey"
+	"github.com/azen-sh/gateway/internal/ids"
+	"github.com/azen-sh/gateway/internal/token"
 )
 
-// fakeStore is an in-memory keyFetcher for the cache's own rules; the real
-// stores are tested in store_test.go and end to end in tests/.
+// fakeStore is an in-memory fetcher for the cache's own rules; the real
+// stores are tested in internal/apikey and internal/account, and end to end
+// in tests/.
 type fakeStore struct {
 	mu    sync.Mutex
-	keys  map[KeyHash]Key
+	keys  map[token.Hash]apikey.Key
 	err   error
 	calls atomic.Int64
-	gate  chan struct{} // when set, ByHash waits for it
+	gate  chan struct{} // when set, the fetch waits for it
 }
 
-func newFakeStore() *fakeStore { return &fakeStore{keys: map[KeyHash]Key{}} }
+func newFakeStore() *fakeStore { return &fakeStore{keys: map[token.Hash]apikey.Key{}} }
 
-func (f *fakeStore) ByHash(ctx context.Context, h KeyHash) (Key, error) {
+func (f *fakeStore) fetch(ctx context.Context, h token.Hash) (apikey.Key, error) {
 	f.calls.Add(1)
 	if f.gate != nil {
 		select {
 		case <-f.gate:
 		case <-ctx.Done():
-			return Key{}, ctx.Err()
+			return apikey.Key{}, ctx.Err()
 		}
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
-		return Key{}, f.err
+		return apikey.Key{}, f.err
 	}
 	k, ok := f.keys[h]
 	if !ok {
-		return Key{}, ErrKeyNotFound
+		return apikey.Key{}, errNotFound
 	}
 	return k, nil
 }
 
-func (f *fakeStore) put(plain string, k Key) {
+func (f *fakeStore) put(plain string, k apikey.Key) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.keys[HashKey(plain)] = k
+	f.keys[apikey.HashOf(plain)] = k
 }
 
 func (f *fakeStore) fail(err error) {
@@ -54,11 +59,14 @@ func (f *fakeStore) fail(err error) {
 	f.err = err
 }
 
-func testKey(t *testing.T, f *fakeStore) (string, Key) {
+func newKeyCache(f *fakeStore, ttl time.Duration, size int) *credentialCache[apikey.Key] {
+	return newCredentialCache(f.fetch, func(k apikey.Key) string { return k.ID }, ttl, size)
+}
+
+func testKey(t *testing.T, f *fakeStore) (string, apikey.Key) {
 	t.Helper()
-	plain, _ := GenerateKey()
-	id, _ := newUUID()
-	k := Key{ID: id, OrganizationID: "00000000-0000-4000-8000-000000000001", UserID: "u", Enabled: true}
+	plain, _ := apikey.Generate()
+	k := apikey.Key{ID: ids.New(), OrganizationID: "00000000-0000-4000-8000-000000000001", UserID: "u", Enabled: true}
 	f.put(plain, k)
 	return plain, k
 }
@@ -68,12 +76,12 @@ func TestCacheHitMissAndTTL(t *testing.T) {
 	c := newKeyCache(f, time.Minute, 10)
 	plain, k := testKey(t, f)
 	now := time.Now()
-	e, res, err := c.Lookup(context.Background(), HashKey(plain), now)
-	if err != nil || res != cacheMiss || !e.found || e.key.ID != k.ID {
+	e, res, err := c.Lookup(context.Background(), apikey.HashOf(plain), now)
+	if err != nil || res != cacheMiss || !e.found || e.value.ID != k.ID {
 		t.Fatalf("first lookup: %v %v %+v", res, err, e)
 	}
 	for i := 0; i < 5; i++ {
-		if _, res, _ := c.Lookup(context.Background(), HashKey(plain), now); res != cacheHit {
+		if _, res, _ := c.Lookup(context.Background(), apikey.HashOf(plain), now); res != cacheHit {
 			t.Fatalf("warm lookup %d: %v", i, res)
 		}
 	}
@@ -81,7 +89,7 @@ func TestCacheHitMissAndTTL(t *testing.T) {
 		t.Fatalf("warm cache asked the store %d times, want 1", n)
 	}
 	// Past the TTL the store is asked again.
-	if _, res, _ := c.Lookup(context.Background(), HashKey(plain), now.Add(2*time.Minute)); res != cacheMiss {
+	if _, res, _ := c.Lookup(context.Background(), apikey.HashOf(plain), now.Add(2*time.Minute)); res != cacheMiss {
 		t.Fatalf("after TTL: %v", res)
 	}
 	if n := f.calls.Load(); n != 2 {
@@ -92,9 +100,9 @@ func TestCacheHitMissAndTTL(t *testing.T) {
 func TestCacheKeepsNegativeAnswers(t *testing.T) {
 	f := newFakeStore()
 	c := newKeyCache(f, time.Minute, 10)
-	unknown, _ := GenerateKey()
+	unknown, _ := apikey.Generate()
 	for i := 0; i < 3; i++ {
-		e, _, err := c.Lookup(context.Background(), HashKey(unknown), time.Now())
+		e, _, err := c.Lookup(context.Background(), apikey.HashOf(unknown), time.Now())
 		if err != nil || e.found {
 			t.Fatalf("unknown key: %+v %v", e, err)
 		}
@@ -116,7 +124,7 @@ func TestConcurrentMissesCollapseIntoOneQuery(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			started.Done()
-			if e, _, err := c.Lookup(context.Background(), HashKey(plain), time.Now()); err != nil || !e.found {
+			if e, _, err := c.Lookup(context.Background(), apikey.HashOf(plain), time.Now()); err != nil || !e.found {
 				t.Errorf("lookup: %v", err)
 			}
 		}()
@@ -138,12 +146,12 @@ func TestStoreFailureWithoutEntryIsAnError(t *testing.T) {
 	f := newFakeStore()
 	f.fail(errors.New("connection refused"))
 	c := newKeyCache(f, time.Minute, 10)
-	plain, _ := GenerateKey()
-	if _, _, err := c.Lookup(context.Background(), HashKey(plain), time.Now()); err == nil {
+	plain, _ := apikey.Generate()
+	if _, _, err := c.Lookup(context.Background(), apikey.HashOf(plain), time.Now()); err == nil {
 		t.Fatal("no error while the store fails")
 	}
 	// During the back-off the store is not asked again.
-	if _, _, err := c.Lookup(context.Background(), HashKey(plain), time.Now()); !errors.Is(err, errStoreUnavailable) {
+	if _, _, err := c.Lookup(context.Background(), apikey.HashOf(plain), time.Now()); !errors.Is(err, errStoreUnavailable) {
 		t.Fatalf("during back-off: %v", err)
 	}
 	if n := f.calls.Load(); n != 1 {
@@ -156,17 +164,17 @@ func TestExpiredEntryAnswersWhileStoreFails(t *testing.T) {
 	c := newKeyCache(f, time.Second, 10)
 	plain, k := testKey(t, f)
 	now := time.Now()
-	if _, _, err := c.Lookup(context.Background(), HashKey(plain), now); err != nil {
+	if _, _, err := c.Lookup(context.Background(), apikey.HashOf(plain), now); err != nil {
 		t.Fatal(err)
 	}
 	f.fail(errors.New("database down"))
-	e, res, err := c.Lookup(context.Background(), HashKey(plain), now.Add(time.Hour))
-	if err != nil || res != cacheStale || e.key.ID != k.ID {
+	e, res, err := c.Lookup(context.Background(), apikey.HashOf(plain), now.Add(time.Hour))
+	if err != nil || res != cacheStale || e.value.ID != k.ID {
 		t.Fatalf("stale-if-error: %v %v", res, err)
 	}
 	// And again during the back-off, without asking.
 	calls := f.calls.Load()
-	if _, res, _ := c.Lookup(context.Background(), HashKey(plain), now.Add(time.Hour)); res != cacheStale || f.calls.Load() != calls {
+	if _, res, _ := c.Lookup(context.Background(), apikey.HashOf(plain), now.Add(time.Hour)); res != cacheStale || f.calls.Load() != calls {
 		t.Fatalf("during back-off: %v, calls %d -> %d", res, calls, f.calls.Load())
 	}
 }
@@ -175,7 +183,7 @@ func TestInvalidateDropsEntryAndBlocksInFlightAnswer(t *testing.T) {
 	f := newFakeStore()
 	c := newKeyCache(f, time.Hour, 10)
 	plain, k := testKey(t, f)
-	h := HashKey(plain)
+	h := apikey.HashOf(plain)
 	c.Lookup(context.Background(), h, time.Now())
 	c.Invalidate(k.ID)
 	if p, _ := c.Len(); p != 0 {
@@ -204,9 +212,9 @@ func TestFlushDropsEverything(t *testing.T) {
 	f := newFakeStore()
 	c := newKeyCache(f, time.Hour, 10)
 	plain, _ := testKey(t, f)
-	unknown, _ := GenerateKey()
-	c.Lookup(context.Background(), HashKey(plain), time.Now())
-	c.Lookup(context.Background(), HashKey(unknown), time.Now())
+	unknown, _ := apikey.Generate()
+	c.Lookup(context.Background(), apikey.HashOf(plain), time.Now())
+	c.Lookup(context.Background(), apikey.HashOf(unknown), time.Now())
 	c.Flush()
 	if p, n := c.Len(); p+n != 0 {
 		t.Fatalf("%d+%d entries after flush", p, n)
@@ -218,9 +226,9 @@ func TestCacheIsBounded(t *testing.T) {
 	c := newKeyCache(f, time.Hour, 20)
 	for i := 0; i < 100; i++ {
 		plain, _ := testKey(t, f)
-		unknown, _ := GenerateKey()
-		c.Lookup(context.Background(), HashKey(plain), time.Now())
-		c.Lookup(context.Background(), HashKey(unknown), time.Now())
+		unknown, _ := apikey.Generate()
+		c.Lookup(context.Background(), apikey.HashOf(plain), time.Now())
+		c.Lookup(context.Background(), apikey.HashOf(unknown), time.Now())
 	}
 	p, n := c.Len()
 	if p > 20 || n > c.maxNegative {
@@ -237,11 +245,11 @@ func TestBackoffGrowsWhileTheStoreFailsAndResets(t *testing.T) {
 	f := newFakeStore()
 	f.fail(errors.New("down"))
 	c := newKeyCache(f, time.Minute, 10)
-	plain, _ := GenerateKey()
+	plain, _ := apikey.Generate()
 	now := time.Now()
 	var waits []time.Duration
 	for i := 0; i < 6; i++ {
-		c.Lookup(context.Background(), HashKey(plain), now)
+		c.Lookup(context.Background(), apikey.HashOf(plain), now)
 		until := time.Unix(0, c.failedUntil.Load())
 		waits = append(waits, until.Sub(now))
 		now = until // next attempt right when the back-off ends
@@ -253,10 +261,27 @@ func TestBackoffGrowsWhileTheStoreFailsAndResets(t *testing.T) {
 		}
 	}
 	f.fail(nil)
-	if _, _, err := c.Lookup(context.Background(), HashKey(plain), now); err != nil {
+	if _, _, err := c.Lookup(context.Background(), apikey.HashOf(plain), now); err != nil {
 		t.Fatal(err)
 	}
 	if c.failures.Load() != 0 {
 		t.Fatal("failure count not reset by a success")
+	}
+}
+
+func TestInvalidateDropsEveryHashOfARerolledKey(t *testing.T) {
+	f := newFakeStore()
+	c := newKeyCache(f, time.Hour, 10)
+	old, k := testKey(t, f)
+	fresh, _ := apikey.Generate()
+	f.put(fresh, k) // the same key under its new secret, as after a reroll
+	c.Lookup(context.Background(), apikey.HashOf(old), time.Now())
+	c.Lookup(context.Background(), apikey.HashOf(fresh), time.Now())
+	if p, _ := c.Len(); p != 2 {
+		t.Fatalf("%d positive entries, want 2", p)
+	}
+	c.Invalidate(k.ID)
+	if p, _ := c.Len(); p != 0 {
+		t.Fatalf("%d positive entries of a rerolled key after invalidation", p)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/dustin/go-humanize"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -24,6 +26,8 @@ import (
 //		cache_ttl       <duration>   # default 30s
 //		cache_size      <entries>    # default 100000
 //		failed_attempts <COUNT/UNIT> # default 20/m
+//		max_body        <size>       # default 1MiB
+//		usage_flush     <duration>   # default 10s, at most 10s
 //	}
 //
 // Each subdirective takes one value and may appear once. Values may be
@@ -38,20 +42,17 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for d.NextBlock(0) {
 		name := d.Val()
 		switch name {
-		case "database", "redis", "secret", "cache_ttl", "cache_size", "failed_attempts":
+		case "database", "redis", "secret", "cache_ttl", "cache_size", "failed_attempts", "max_body", "usage_flush":
 		default:
-			return d.Errf("azen_auth: unknown subdirective %q (want database, redis, secret, cache_ttl, cache_size or failed_attempts)", name)
+			return d.Errf("azen_auth: unknown subdirective %q (want database, redis, secret, cache_ttl, cache_size, failed_attempts, max_body or usage_flush)", name)
 		}
 		if seen[name] {
 			return d.Errf("azen_auth: %s given more than once", name)
 		}
 		seen[name] = true
-		if !d.NextArg() {
-			return d.Errf("azen_auth: %s needs a value", name)
-		}
-		val := d.Val()
-		if d.NextArg() {
-			return d.Errf("azen_auth: %s takes one value, got another: %q", name, d.Val())
+		var val string
+		if !d.AllArgs(&val) {
+			return d.Errf("azen_auth: %s takes exactly one value", name)
 		}
 		literal := !strings.Contains(val, "{")
 		switch name {
@@ -89,6 +90,18 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("azen_auth: cache_size must be a whole number of at least 1, got %q", val)
 			}
 			h.CacheSize = n
+		case "max_body":
+			n, err := humanize.ParseBytes(val)
+			if err != nil || n < 1 || n > 1<<30 {
+				return d.Errf("azen_auth: max_body must be a size from 1B to 1GiB such as 1MiB, got %q", val)
+			}
+			h.MaxBody = int64(n)
+		case "usage_flush":
+			dur, err := caddy.ParseDuration(val)
+			if err != nil || dur <= 0 || dur > DefaultUsageFlush {
+				return d.Errf("azen_auth: usage_flush must be a duration from 1ms to 10s, got %q", val)
+			}
+			h.UsageFlush = caddy.Duration(dur)
 		case "failed_attempts":
 			if literal {
 				if _, err := ratespec.ParseRate(val); err != nil {

@@ -42,8 +42,13 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{name: "argument on the directive line", input: "azen_auth foo {\n}", wantErr: "takes no arguments"},
 		{name: "unknown subdirective", input: "azen_auth {\n header X-Key\n}", wantErr: `unknown subdirective "header"`},
 		{name: "duplicate subdirective", input: "azen_auth {\n cache_ttl 1s\n cache_ttl 2s\n}", wantErr: "cache_ttl given more than once"},
-		{name: "missing value", input: "azen_auth {\n secret\n}", wantErr: "secret needs a value"},
-		{name: "two values", input: "azen_auth {\n cache_ttl 1s 2s\n}", wantErr: "takes one value"},
+		{name: "missing value", input: "azen_auth {\n secret\n}", wantErr: "secret takes exactly one value"},
+		{name: "two values", input: "azen_auth {\n cache_ttl 1s 2s\n}", wantErr: "cache_ttl takes exactly one value"},
+		{name: "max_body and usage_flush", input: "azen_auth {\n max_body 512KiB\n usage_flush 2s\n}",
+			want: Handler{MaxBody: 512 << 10, UsageFlush: caddy.Duration(2 * time.Second)}},
+		{name: "bad max_body", input: "azen_auth {\n max_body lots\n}", wantErr: "max_body must be a size"},
+		{name: "zero max_body", input: "azen_auth {\n max_body 0\n}", wantErr: "max_body must be a size"},
+		{name: "usage_flush over 10s", input: "azen_auth {\n usage_flush 1m\n}", wantErr: "usage_flush must be a duration from 1ms to 10s"},
 		{name: "bad duration", input: "azen_auth {\n cache_ttl soon\n}", wantErr: "not a duration"},
 		{name: "zero duration", input: "azen_auth {\n cache_ttl 0s\n}", wantErr: "must be positive"},
 		{name: "negative duration", input: "azen_auth {\n cache_ttl -5s\n}", wantErr: "must be positive"},
@@ -75,7 +80,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				t.Fatal(err)
 			}
 			if h.Database != c.want.Database || h.Redis != c.want.Redis || h.Secret != c.want.Secret ||
-				h.CacheTTL != c.want.CacheTTL || h.CacheSize != c.want.CacheSize || h.FailedAttempts != c.want.FailedAttempts {
+				h.CacheTTL != c.want.CacheTTL || h.CacheSize != c.want.CacheSize || h.FailedAttempts != c.want.FailedAttempts ||
+				h.MaxBody != c.want.MaxBody || h.UsageFlush != c.want.UsageFlush {
 				t.Fatalf("got %+v, want %+v", h, c.want)
 			}
 		})

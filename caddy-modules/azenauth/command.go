@@ -15,8 +15,11 @@ import (
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 
+	"github.com/azen-sh/gateway/internal/apikey"
+	"github.com/azen-sh/gateway/internal/ids"
 	"github.com/azen-sh/gateway/internal/ratespec"
 	"github.com/azen-sh/gateway/internal/redisconn"
+	"github.com/azen-sh/gateway/internal/revocation"
 	"github.com/azen-sh/gateway/internal/sqldb"
 )
 
@@ -32,7 +35,7 @@ publish an invalidation on AZEN_REDIS_URL when it is set, so every gateway
 drops the key from its cache within a second.
 
   keys create --org UUID --user ID [--name N] [--expires-in 720h] [--tier T]
-              [--rate 120/m [--burst 20]] [--json]
+              [--rate 120/m [--burst 20]] [--permissions p,q] [--quota N/month] [--json]
   keys list [--org UUID] [--json]
   keys disable ID | enable ID | delete ID
 `,
@@ -57,25 +60,37 @@ func buildKeysCommand(cmd *cobra.Command) {
 // keyJSON is a key as `keys create --json` and `keys list --json` print it.
 // It never holds the hash; Key (the plaintext) only right after create.
 type keyJSON struct {
-	ID             string  `json:"id"`
-	Key            string  `json:"key,omitempty"`
-	Prefix         string  `json:"prefix"`
-	Name           string  `json:"name"`
-	OrganizationID string  `json:"organizationId"`
-	UserID         string  `json:"userId"`
-	Enabled        bool    `json:"enabled"`
-	ExpiresAt      *string `json:"expiresAt"`
-	Tier           string  `json:"tier"`
-	RateLimit      string  `json:"rateLimit"`
-	CreatedAt      string  `json:"createdAt"`
-	LastUsedAt     *string `json:"lastUsedAt,omitempty"`
+	ID                string        `json:"id"`
+	Key               string        `json:"key,omitempty"`
+	Prefix            string        `json:"prefix"`
+	Name              string        `json:"name"`
+	OrganizationID    string        `json:"organizationId"`
+	UserID            string        `json:"userId"`
+	Enabled           bool          `json:"enabled"`
+	ExpiresAt         *string       `json:"expiresAt"`
+	Tier              string        `json:"tier"`
+	RateLimit         string        `json:"rateLimit"`
+	Permissions       []string      `json:"permissions"`
+	Quota             *apikey.Quota `json:"quota"`
+	CreatedAt         string        `json:"createdAt"`
+	LastUsedAt        *string       `json:"lastUsedAt,omitempty"`
+	PreviousExpiresAt *string       `json:"previousExpiresAt,omitempty"`
 }
 
-func toJSON(k Key) keyJSON {
+func toJSON(k apikey.Key) keyJSON {
 	j := keyJSON{
 		ID: k.ID, Prefix: k.Prefix, Name: k.Name, OrganizationID: k.OrganizationID,
 		UserID: k.UserID, Enabled: k.Enabled, Tier: k.Tier, RateLimit: k.RateLimit,
-		CreatedAt: k.CreatedAt.UTC().Format(time.RFC3339),
+		Permissions: k.Permissions,
+		CreatedAt:   k.CreatedAt.UTC().Format(time.RFC3339),
+	}
+	if !k.Quota.IsZero() {
+		q := k.Quota
+		j.Quota = &q
+	}
+	if !k.PreviousExpiresAt.IsZero() {
+		s := k.PreviousExpiresAt.UTC().Format(time.RFC3339)
+		j.PreviousExpiresAt = &s
 	}
 	if !k.ExpiresAt.IsZero() {
 		s := k.ExpiresAt.UTC().Format(time.RFC3339)
@@ -90,41 +105,32 @@ func toJSON(k Key) keyJSON {
 
 // withCLIStore runs fn with the store of AZEN_DATABASE_URL, opened and
 // migrated, under the CLI's time limit.
-func withCLIStore(cmd *cobra.Command, fn func(ctx context.Context, st *Store) error) error {
+func withCLIStore(cmd *cobra.Command, fn func(ctx context.Context, st *apikey.Store) error) error {
 	ctx, cancel := context.WithTimeout(cmd.Context(), cliTimeout)
 	defer cancel()
-	st, err := openCLIStore(ctx)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	return fn(ctx, st)
-}
-
-// openCLIStore opens and migrates AZEN_DATABASE_URL.
-func openCLIStore(ctx context.Context) (*Store, error) {
 	raw := os.Getenv("AZEN_DATABASE_URL")
 	if strings.TrimSpace(raw) == "" {
 		raw = sqldb.DefaultURL
 	}
-	st, err := OpenStore(raw)
+	db, err := sqldb.Open(raw)
 	if err != nil {
-		return nil, fmt.Errorf("AZEN_DATABASE_URL: %w", err)
+		return fmt.Errorf("AZEN_DATABASE_URL: %w", err)
 	}
+	defer db.Close()
+	st := apikey.NewStore(db)
 	if err := st.Migrate(ctx); err != nil {
-		st.Close()
-		return nil, fmt.Errorf("key store (%s): %w", st.Kind(), err)
+		return fmt.Errorf("key store (%s): %w", db.Kind, err)
 	}
-	return st, nil
+	return fn(ctx, st)
 }
 
 func createCommand() *cobra.Command {
-	var org, user, name, tier, rate string
+	var org, user, name, tier, rate, perms, quota string
 	var expiresIn time.Duration
 	var burst int
 	var asJSON bool
 	c := &cobra.Command{
-		Use:   "create --org UUID --user ID [--name N] [--expires-in 720h] [--tier T] [--rate 120/m [--burst 20]] [--json]",
+		Use:   "create --org UUID --user ID [--name N] [--expires-in 720h] [--tier T] [--rate 120/m [--burst 20]] [--permissions p,q] [--quota N/month] [--json]",
 		Short: "Creates a key and prints it (the only time it is shown)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -132,7 +138,15 @@ func createCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return withCLIStore(cmd, func(ctx context.Context, st *Store) error {
+			if cmd.Flags().Changed("permissions") {
+				if nk.Permissions, err = apikey.ParsePermissions(perms); err != nil {
+					return fmt.Errorf("--permissions: %w", err)
+				}
+			}
+			if nk.Quota, err = apikey.ParseQuota(quota); err != nil {
+				return fmt.Errorf("--quota: %w", err)
+			}
+			return withCLIStore(cmd, func(ctx context.Context, st *apikey.Store) error {
 				k, plain, err := st.Create(ctx, nk, time.Now())
 				if err != nil {
 					return err
@@ -149,16 +163,19 @@ func createCommand() *cobra.Command {
 	f.StringVar(&tier, "tier", "", "rate-limit tier name (as in azen_ratelimit's tier lines)")
 	f.StringVar(&rate, "rate", "", "per-key rate limit override, COUNT/UNIT such as 120/m")
 	f.IntVar(&burst, "burst", 0, "burst of the --rate override (default: the limiter's)")
+	f.StringVar(&perms, "permissions", "", "comma-separated permissions: memory:read, memory:write, keys:read, keys:write (default memory:read,memory:write)")
+	f.StringVar(&quota, "quota", "", "requests per UTC day or month, as 500/day or 10000/month (default: none)")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
 	return c
 }
 
-func newKeyFromFlags(cmd *cobra.Command, org, user, name, tier, rate string, burst int, expiresIn time.Duration) (NewKey, error) {
-	org = strings.ToLower(strings.TrimSpace(org))
+func newKeyFromFlags(cmd *cobra.Command, org, user, name, tier, rate string, burst int, expiresIn time.Duration) (apikey.NewKey, error) {
+	type NewKey = apikey.NewKey
+	org = ids.Normalize(org)
 	switch {
 	case org == "":
 		return NewKey{}, errors.New("--org is required (the organization's UUID)")
-	case !ValidUUID(org):
+	case !ids.Valid(org):
 		return NewKey{}, fmt.Errorf("--org %q is not a UUID", org)
 	case strings.TrimSpace(user) == "":
 		return NewKey{}, errors.New("--user is required (a non-empty user id)")
@@ -201,14 +218,14 @@ func validTier(s string) bool {
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !(isBase62(c) || c == '-' || c == '_') {
+		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c == '-' || c == '_') {
 			return false
 		}
 	}
 	return true
 }
 
-func printCreated(w io.Writer, k Key, plain string, asJSON bool) error {
+func printCreated(w io.Writer, k apikey.Key, plain string, asJSON bool) error {
 	if asJSON {
 		j := toJSON(k)
 		j.Key = plain
@@ -237,11 +254,11 @@ func listCommand() *cobra.Command {
 		Short: "Lists keys (never their plaintext or hash)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			org = strings.ToLower(strings.TrimSpace(org))
-			if cmd.Flags().Changed("org") && !ValidUUID(org) {
+			org = ids.Normalize(org)
+			if cmd.Flags().Changed("org") && !ids.Valid(org) {
 				return fmt.Errorf("--org %q is not a UUID", org)
 			}
-			return withCLIStore(cmd, func(ctx context.Context, st *Store) error {
+			return withCLIStore(cmd, func(ctx context.Context, st *apikey.Store) error {
 				keys, err := st.List(ctx, org)
 				if err != nil {
 					return err
@@ -255,7 +272,7 @@ func listCommand() *cobra.Command {
 	return c
 }
 
-func printList(w io.Writer, keys []Key, asJSON bool, now time.Time) error {
+func printList(w io.Writer, keys []apikey.Key, asJSON bool, now time.Time) error {
 	if asJSON {
 		out := make([]keyJSON, len(keys))
 		for i, k := range keys {
@@ -264,7 +281,7 @@ func printList(w io.Writer, keys []Key, asJSON bool, now time.Time) error {
 		return writeJSON(w, out)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tPREFIX\tNAME\tORGANIZATION\tUSER\tSTATE\tEXPIRES\tTIER\tRATE\tLAST USED\tCREATED")
+	fmt.Fprintln(tw, "ID\tPREFIX\tNAME\tORGANIZATION\tUSER\tSTATE\tEXPIRES\tTIER\tRATE\tPERMISSIONS\tQUOTA\tLAST USED\tCREATED")
 	for _, k := range keys {
 		state := "enabled"
 		switch {
@@ -273,9 +290,10 @@ func printList(w io.Writer, keys []Key, asJSON bool, now time.Time) error {
 		case k.Expired(now):
 			state = "expired"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Prefix, dash(k.Name),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Prefix, dash(k.Name),
 			dash(k.OrganizationID), dash(k.UserID), state, dashTime(k.ExpiresAt), dash(k.Tier),
-			dash(k.RateLimit), dashTime(k.LastUsedAt), dashTime(k.CreatedAt))
+			dash(k.RateLimit), dash(strings.Join(k.Permissions, ",")), dash(k.Quota.String()),
+			dashTime(k.LastUsedAt), dashTime(k.CreatedAt))
 	}
 	return tw.Flush()
 }
@@ -302,13 +320,13 @@ func stateCommand(verb, short string) *cobra.Command {
 			if len(args) != 1 {
 				return fmt.Errorf("keys %s needs exactly one key id, got %d arguments", verb, len(args))
 			}
-			if !ValidUUID(args[0]) {
+			if !ids.Valid(args[0]) {
 				return fmt.Errorf("keys %s: %q is not a key id (a UUID)", verb, args[0])
 			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id := strings.ToLower(args[0])
+			id := ids.Normalize(args[0])
 			// A change that could not be announced would look applied on no
 			// gateway for up to cache_ttl: check the URL before changing.
 			if u := os.Getenv("AZEN_REDIS_URL"); strings.TrimSpace(u) != "" {
@@ -316,24 +334,24 @@ func stateCommand(verb, short string) *cobra.Command {
 					return fmt.Errorf("AZEN_REDIS_URL: %v", err)
 				}
 			}
-			return withCLIStore(cmd, func(ctx context.Context, st *Store) error {
+			return withCLIStore(cmd, func(ctx context.Context, st *apikey.Store) error {
 				var err error
 				switch verb {
 				case "disable":
-					err = st.SetEnabled(ctx, id, false)
+					err = st.SetEnabled(ctx, "", id, false)
 				case "enable":
-					err = st.SetEnabled(ctx, id, true)
+					err = st.SetEnabled(ctx, "", id, true)
 				default:
-					err = st.Delete(ctx, id)
+					err = st.Delete(ctx, "", id)
 				}
-				if errors.Is(err, ErrKeyNotFound) {
+				if errors.Is(err, apikey.ErrNotFound) {
 					return fmt.Errorf("no API key with id %s", id)
 				}
 				if err != nil {
 					return err
 				}
 				past := map[string]string{"disable": "disabled", "enable": "enabled", "delete": "deleted"}[verb]
-				if err := publishInvalidation(ctx, os.Getenv("AZEN_REDIS_URL"), id); err != nil {
+				if err := revocation.PublishOnce(ctx, os.Getenv("AZEN_REDIS_URL"), revocation.Key(id)); err != nil {
 					return fmt.Errorf("key %s %s, but the invalidation could not be published on AZEN_REDIS_URL (%v); gateways apply the change within their cache_ttl", id, past, err)
 				}
 				_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s key %s\n", past, id)
@@ -341,21 +359,4 @@ func stateCommand(verb, short string) *cobra.Command {
 			})
 		},
 	}
-}
-
-// publishInvalidation tells every gateway to drop key id from its cache. It
-// does nothing when no Redis URL is set.
-func publishInvalidation(ctx context.Context, redisURL, id string) error {
-	if strings.TrimSpace(redisURL) == "" {
-		return nil
-	}
-	o, err := redisconn.Parse(redisURL)
-	if err != nil {
-		return err
-	}
-	client := o.NewClient()
-	defer client.Close()
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	return client.Publish(pctx, InvalidationChannel, id).Err()
 }

@@ -15,15 +15,30 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"golang.org/x/crypto/bcrypt"
 
+	"github.com/azen-sh/gateway/internal/account"
+	"github.com/azen-sh/gateway/internal/apikey"
 	"github.com/azen-sh/gateway/internal/contract"
+	"github.com/azen-sh/gateway/internal/ids"
+	"github.com/azen-sh/gateway/internal/sqldb"
+	"github.com/azen-sh/gateway/internal/usage"
 )
 
 const testSecret = "test-secret-0123456789abcdef-0123456789"
 
-// newTestHandler provisions azen_auth on a fresh SQLite key store, as Caddy
-// would, and returns it with the store.
-func newTestHandler(t testing.TB, mutate func(*Handler)) (*Handler, *Store) {
+// testStores are the tables a test handler's runtime uses, opened
+// separately, as the CLI or the console would.
+type testStores struct {
+	db       *sqldb.DB
+	keys     *apikey.Store
+	accounts *account.Store
+	usage    *usage.Store
+}
+
+// newTestHandler provisions azen_auth on a fresh SQLite store, as Caddy
+// would, and returns it with the stores.
+func newTestHandler(t testing.TB, mutate func(*Handler)) (*Handler, *testStores) {
 	t.Helper()
 	url := "sqlite:" + filepath.Join(t.TempDir(), "keys.db")
 	h := &Handler{Database: url, Secret: testSecret, FailedAttempts: "5/m"}
@@ -39,13 +54,17 @@ func newTestHandler(t testing.TB, mutate func(*Handler)) (*Handler, *Store) {
 		h.Cleanup()
 		cancel()
 	})
-	st, err := OpenStore(url)
+	db, err := sqldb.Open(url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
+	t.Cleanup(func() { db.Close() })
+	st := &testStores{db: db, keys: apikey.NewStore(db), accounts: account.NewStore(db), usage: usage.NewStore(db)}
+	st.accounts.PasswordCost = bcrypt.MinCost
+	for _, m := range []interface{ Migrate(context.Context) error }{st.keys, st.accounts, st.usage} {
+		if err := m.Migrate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return h, st
 }
@@ -60,7 +79,12 @@ type served struct {
 }
 
 func serve(h *Handler, clientIP string, header http.Header) served {
-	req := httptest.NewRequest("POST", "/api/v1/memory?x=1", nil)
+	return serveRequest(h, clientIP, httptest.NewRequest("POST", "/api/v1/memory?x=1", nil), header, nil)
+}
+
+// serveRequest runs req (with header added) through h; next, when given,
+// is the upstream.
+func serveRequest(h *Handler, clientIP string, req *http.Request, header http.Header, next caddyhttp.HandlerFunc) served {
 	for k, v := range header {
 		req.Header[k] = v
 	}
@@ -70,11 +94,14 @@ func serve(h *Handler, clientIP string, header http.Header) served {
 	req = req.WithContext(ctx)
 	w := httptest.NewRecorder()
 	var s served
-	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+	upstream := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		s.upstream = r
+		if next != nil {
+			return next(w, r)
+		}
 		return nil
 	})
-	s.err = h.ServeHTTP(w, req, next)
+	s.err = h.ServeHTTP(w, req, upstream)
 	s.repl, s.header = repl, w.Header()
 	if s.err != nil {
 		var he caddyhttp.HandlerError
@@ -90,11 +117,11 @@ func keyHeader(vals ...string) http.Header {
 	return http.Header{contract.APIKeyHeader: vals}
 }
 
-func insertRaw(t *testing.T, st *Store, plain string, org, user any, enabled bool, expires any) string {
+func insertRaw(t *testing.T, st *testStores, plain string, org, user any, enabled bool, expires any) string {
 	t.Helper()
-	id, _ := newUUID()
+	id := ids.New()
 	_, err := st.db.Exec(st.db.Rebind(`INSERT INTO api_keys (id, key_hash, prefix, organization_id, user_id, enabled, expires_at, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), id, HashKey(plain).Hex(), KeyDisplayPrefix(plain), org, user, enabled, expires, time.Now().UTC())
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), id, apikey.HashOf(plain).Hex(), apikey.DisplayPrefix(plain), org, user, enabled, expires, time.Now().UTC())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,26 +132,26 @@ func TestCheckOrderAndStatuses(t *testing.T) {
 	h, st := newTestHandler(t, func(h *Handler) { h.FailedAttempts = "1000/m" })
 	ctx := context.Background()
 	org := "0b0e7a4c-1111-4a4a-8a8a-000000000001"
-	good, goodKey, _ := mustCreate(t, st, NewKey{OrganizationID: org, UserID: "alice", Tier: "pro", RateLimit: "120/m burst 20"})
-	disabled, disabledKey, _ := mustCreate(t, st, NewKey{OrganizationID: org, UserID: "alice"})
-	if err := st.SetEnabled(ctx, disabled.ID, false); err != nil {
+	good, goodKey := mustCreate(t, st, apikey.NewKey{OrganizationID: org, UserID: "alice", Tier: "pro", RateLimit: "120/m burst 20"})
+	disabled, disabledKey := mustCreate(t, st, apikey.NewKey{OrganizationID: org, UserID: "alice"})
+	if err := st.keys.SetEnabled(ctx, "", disabled.ID, false); err != nil {
 		t.Fatal(err)
 	}
-	expiredKey, _ := GenerateKey()
+	expiredKey, _ := apikey.Generate()
 	insertRaw(t, st, expiredKey, org, "alice", true, time.Now().Add(-time.Minute).UTC())
-	noOrg, _ := GenerateKey()
+	noOrg, _ := apikey.Generate()
 	insertRaw(t, st, noOrg, nil, "alice", true, nil)
-	noUser, _ := GenerateKey()
+	noUser, _ := apikey.Generate()
 	insertRaw(t, st, noUser, org, nil, true, nil)
-	blankUser, _ := GenerateKey()
+	blankUser, _ := apikey.Generate()
 	insertRaw(t, st, blankUser, org, "  ", true, nil)
-	badOrg, _ := GenerateKey()
+	badOrg, _ := apikey.Generate()
 	insertRaw(t, st, badOrg, "acme", "alice", true, nil)
-	newlineUser, _ := GenerateKey()
+	newlineUser, _ := apikey.Generate()
 	insertRaw(t, st, newlineUser, org, "alice\r\nX-Evil: 1", true, nil)
-	disabledAndExpired, _ := GenerateKey()
+	disabledAndExpired, _ := apikey.Generate()
 	insertRaw(t, st, disabledAndExpired, org, "alice", false, time.Now().Add(-time.Minute).UTC())
-	unknown, _ := GenerateKey()
+	unknown, _ := apikey.Generate()
 	badChecksum := goodKey[:len(goodKey)-1] + string("01"[0+btoi(goodKey[len(goodKey)-1] == '0')])
 
 	rows := []struct {
@@ -185,16 +212,16 @@ func TestCheckOrderAndStatuses(t *testing.T) {
 			t.Fatal("client headers reached the upstream")
 		}
 		signer, _ := contract.NewSigner(testSecret)
-		id, err := signer.Verify(r, time.Now())
+		id, _, err := signer.Verify(r, time.Now())
 		if err != nil {
 			t.Fatalf("upstream cannot verify: %v", err)
 		}
-		if id != (contract.Identity{OrganizationID: org, UserID: "alice", KeyID: good.ID}) {
+		if id != (contract.Identity{OrganizationID: org, UserID: "alice", KeyID: good.ID, Credential: contract.CredentialKey}) {
 			t.Fatalf("identity %+v", id)
 		}
 		for name, want := range map[string]string{
 			"azen.key_id": good.ID, "azen.org_id": org, "azen.user_id": "alice", "azen.tier": "pro",
-			"azen.rate_limit": "120/m burst 20", "http.auth.user.id": good.ID,
+			"azen.rate_limit": "120/m burst 20", "http.auth.user.id": good.ID, "azen.credential": "key",
 		} {
 			if got, _ := s.repl.GetString(name); got != want {
 				t.Errorf("placeholder {%s} = %q, want %q", name, got, want)
@@ -210,34 +237,34 @@ func btoi(b bool) int {
 	return 0
 }
 
-func mustCreateTB(t testing.TB, st *Store) (Key, string, KeyHash) {
+func mustCreateTB(t testing.TB, st *testStores) (apikey.Key, string) {
 	t.Helper()
-	k, plain, err := st.Create(context.Background(), NewKey{OrganizationID: "0b0e7a4c-1111-4a4a-8a8a-000000000001", UserID: "u"}, time.Now())
+	k, plain, err := st.keys.Create(context.Background(), apikey.NewKey{OrganizationID: "0b0e7a4c-1111-4a4a-8a8a-000000000001", UserID: "u"}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return k, plain, HashKey(plain)
+	return k, plain
 }
 
-func mustCreate(t *testing.T, st *Store, nk NewKey) (Key, string, KeyHash) {
+func mustCreate(t *testing.T, st *testStores, nk apikey.NewKey) (apikey.Key, string) {
 	t.Helper()
-	k, plain, err := st.Create(context.Background(), nk, time.Now())
+	k, plain, err := st.keys.Create(context.Background(), nk, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return k, plain, HashKey(plain)
+	return k, plain
 }
 
 func TestExpiryIsHonouredForCachedKeys(t *testing.T) {
 	h, st := newTestHandler(t, nil)
-	_, plain, _ := mustCreate(t, st, NewKey{OrganizationID: "0b0e7a4c-1111-4a4a-8a8a-000000000001", UserID: "u", ExpiresAt: time.Now().Add(10 * time.Minute)})
+	_, plain := mustCreate(t, st, apikey.NewKey{OrganizationID: "0b0e7a4c-1111-4a4a-8a8a-000000000001", UserID: "u", ExpiresAt: time.Now().Add(10 * time.Minute)})
 	if s := serve(h, "203.0.113.1", keyHeader(plain)); s.status != 0 {
 		t.Fatalf("fresh key refused: %v", s.err)
 	}
 	// Eleven minutes later the entry is still in the cache (TTL measured
 	// from the cache's own clock), but the key has expired.
 	h.now = func() time.Time { return time.Now().Add(11 * time.Minute) }
-	h.rt.cache.ttl = time.Hour
+	h.rt.keys.ttl = time.Hour
 	if s := serve(h, "203.0.113.1", keyHeader(plain)); s.status != 403 || s.message != msgExpired {
 		t.Fatalf("expired cached key: %d %q", s.status, s.message)
 	}
@@ -245,8 +272,8 @@ func TestExpiryIsHonouredForCachedKeys(t *testing.T) {
 
 func TestFailedAttemptsAreLimitedPerClient(t *testing.T) {
 	h, st := newTestHandler(t, func(h *Handler) { h.FailedAttempts = "3/m" })
-	_, good, _ := mustCreate(t, st, NewKey{OrganizationID: "0b0e7a4c-1111-4a4a-8a8a-000000000001", UserID: "u"})
-	unknown, _ := GenerateKey()
+	_, good := mustCreate(t, st, apikey.NewKey{OrganizationID: "0b0e7a4c-1111-4a4a-8a8a-000000000001", UserID: "u"})
+	unknown, _ := apikey.Generate()
 	for i := 0; i < 3; i++ {
 		if s := serve(h, "198.51.100.7", keyHeader(unknown)); s.status != 403 {
 			t.Fatalf("attempt %d: %d", i, s.status)
@@ -276,7 +303,7 @@ func TestFailedAttemptsAreLimitedPerClient(t *testing.T) {
 }
 
 func cacheMisses(h *Handler) int {
-	p, n := h.rt.cache.Len()
+	p, n := h.rt.keys.Len()
 	return p + n
 }
 
@@ -334,17 +361,17 @@ func TestProvisionMakesNoConnection(t *testing.T) {
 
 func TestStoreOutageIsA500NeverA403(t *testing.T) {
 	h, st := newTestHandler(t, nil)
-	_, plain, _ := mustCreate(t, st, NewKey{OrganizationID: "0b0e7a4c-1111-4a4a-8a8a-000000000001", UserID: "u"})
+	_, plain := mustCreate(t, st, apikey.NewKey{OrganizationID: "0b0e7a4c-1111-4a4a-8a8a-000000000001", UserID: "u"})
 	if s := serve(h, "203.0.113.1", keyHeader(plain)); s.status != 0 {
 		t.Fatal(s.err)
 	}
 	// Break the store underneath the runtime.
-	h.rt.store.store.Close()
-	h.rt.cache.ttl = time.Nanosecond
+	h.rt.stores.db.Close()
+	h.rt.keys.ttl = time.Nanosecond
 	if s := serve(h, "203.0.113.1", keyHeader(plain)); s.status != 0 {
 		t.Fatalf("cached key during outage: %d %v", s.status, s.err)
 	}
-	unknown, _ := GenerateKey()
+	unknown, _ := apikey.Generate()
 	s := serve(h, "203.0.113.1", keyHeader(unknown))
 	if s.status != 500 || s.message != "" {
 		t.Fatalf("uncached key during outage: %d %q", s.status, s.message)
@@ -353,7 +380,7 @@ func TestStoreOutageIsA500NeverA403(t *testing.T) {
 
 func BenchmarkWarmAuth(b *testing.B) {
 	h, st := newTestHandler(b, nil)
-	k, plain, err := st.Create(context.Background(), NewKey{OrganizationID: "0b0e7a4c-1111-4a4a-8a8a-000000000001", UserID: "u"}, time.Now())
+	k, plain, err := st.keys.Create(context.Background(), apikey.NewKey{OrganizationID: "0b0e7a4c-1111-4a4a-8a8a-000000000001", UserID: "u"}, time.Now())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -383,7 +410,7 @@ func BenchmarkWarmAuth(b *testing.B) {
 
 func TestCountersSurviveAReloadWithTheSameSettings(t *testing.T) {
 	h1, st := newTestHandler(t, nil)
-	_, plain, _ := mustCreate(t, st, NewKey{OrganizationID: "0b0e7a4c-1111-4a4a-8a8a-000000000001", UserID: "u"})
+	_, plain := mustCreate(t, st, apikey.NewKey{OrganizationID: "0b0e7a4c-1111-4a4a-8a8a-000000000001", UserID: "u"})
 	if s := serve(h1, "203.0.113.1", keyHeader(plain)); s.status != 0 {
 		t.Fatal(s.err)
 	}

@@ -18,11 +18,18 @@ const (
 	outcomeIncomplete = "incomplete"
 	outcomeThrottled  = "throttled"
 	outcomeError      = "error"
+
+	outcomeNoSession      = "no_session"
+	outcomeNoOrganization = "no_organization"
+	outcomeNoPermission   = "no_permission"
+	outcomeCrossOrigin    = "cross_origin"
+	outcomeBadBody        = "bad_body"
 )
 
 var allOutcomes = []string{
 	outcomeOK, outcomeMissing, outcomeBlank, outcomeMalformed, outcomeUnknown,
 	outcomeDisabled, outcomeExpired, outcomeIncomplete, outcomeThrottled, outcomeError,
+	outcomeNoSession, outcomeNoOrganization, outcomeNoPermission, outcomeCrossOrigin, outcomeBadBody,
 }
 
 // authMetrics holds the counters with their label values resolved once, so
@@ -47,7 +54,7 @@ func newAuthCounters() authCounters {
 		}, []string{"outcome"}),
 		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "azen", Subsystem: "auth", Name: "key_cache_total",
-			Help: "API key lookups by cache result: hit, miss (the store was asked), stale (store failed, expired entry used).",
+			Help: "API key and session lookups by cache result: hit, miss (the store was asked), stale (store failed, expired entry used).",
 		}, []string{"result"}),
 	}
 }

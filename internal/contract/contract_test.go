@@ -1,6 +1,9 @@
 package contract
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -154,10 +157,10 @@ func TestPublicMessage(t *testing.T) {
 
 const testSecret = "0123456789abcdef0123456789abcdef"
 
-func signedRequest(t *testing.T, s *Signer, method, path string, id Identity, at time.Time) *http.Request {
+func signedRequest(t *testing.T, s *Signer, method, target string, id Identity, body string, at time.Time) *http.Request {
 	t.Helper()
-	r := httptest.NewRequest(method, path, nil)
-	s.SignRequest(r, id, at)
+	r := httptest.NewRequest(method, target, strings.NewReader(body))
+	s.SignRequest(r, id, BodySHA256([]byte(body)), at)
 	return r
 }
 
@@ -173,14 +176,32 @@ func TestSignerRejectsShortSecret(t *testing.T) {
 func TestVerify(t *testing.T) {
 	s, _ := NewSigner(testSecret)
 	other, _ := NewSigner(strings.Repeat("z", 32))
-	id := Identity{OrganizationID: "0b9f0e2c-8c4c-4a47-9a3e-0b9b4b1e7a11", UserID: "u1", KeyID: "k1"}
+	id := Identity{OrganizationID: "0b9f0e2c-8c4c-4a47-9a3e-0b9b4b1e7a11", UserID: "u1", KeyID: "k1", Credential: CredentialKey}
 	now := time.Unix(1_800_000_000, 0)
+	const body = `{"text":"hello"}`
 
-	t.Run("valid signature verifies", func(t *testing.T) {
-		r := signedRequest(t, s, "POST", "/api/v1/memory", id, now)
-		got, err := s.Verify(r, now.Add(59*time.Second))
-		if err != nil || got != id {
-			t.Fatalf("Verify = %+v, %v", got, err)
+	t.Run("valid signature verifies and returns the body hash", func(t *testing.T) {
+		r := signedRequest(t, s, "POST", "/api/v1/memory?per=1", id, body, now)
+		got, sum, err := s.Verify(r, now.Add(59*time.Second))
+		if err != nil || got != id || CheckBody([]byte(body), sum) != nil {
+			t.Fatalf("Verify = %+v, %q, %v", got, sum, err)
+		}
+	})
+	t.Run("a session without an organization verifies", func(t *testing.T) {
+		sid := Identity{UserID: "u1", KeyID: "s1", Credential: CredentialSession}
+		r := signedRequest(t, s, "GET", "/console/api/organizations", sid, "", now)
+		if got, sum, err := s.Verify(r, now); err != nil || got != sid || sum != EmptyBodySHA256 {
+			t.Fatalf("Verify = %+v, %q, %v", got, sum, err)
+		}
+	})
+	t.Run("another body does not match", func(t *testing.T) {
+		r := signedRequest(t, s, "POST", "/api/v1/memory", id, body, now)
+		_, sum, err := s.Verify(r, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := CheckBody([]byte(`{"text":"forged"}`), sum); !errors.Is(err, ErrBodyMismatch) {
+			t.Fatalf("CheckBody of a new body: %v", err)
 		}
 	})
 	tests := []struct {
@@ -192,10 +213,19 @@ func TestVerify(t *testing.T) {
 	}{
 		{"missing signature", func(r *http.Request) { r.Header.Del(HeaderSignature) }, now, s, ErrSignatureMissing},
 		{"missing user", func(r *http.Request) { r.Header.Del(HeaderUserID) }, now, s, ErrSignatureMissing},
+		{"missing body hash", func(r *http.Request) { r.Header.Del(HeaderBodySHA256) }, now, s, ErrSignatureMissing},
+		{"missing credential kind", func(r *http.Request) { r.Header.Del(HeaderCredential) }, now, s, ErrSignatureMissing},
+		{"a key without an organization", func(r *http.Request) { r.Header.Del(HeaderOrganizationID) }, now, s, ErrSignatureMissing},
+		{"unknown credential kind", func(r *http.Request) { r.Header.Set(HeaderCredential, "admin") }, now, s, ErrSignatureInvalid},
+		{"credential kind changed", func(r *http.Request) { r.Header.Set(HeaderCredential, CredentialSession) }, now, s, ErrSignatureInvalid},
 		{"older than 60 s", nil, now.Add(61 * time.Second), s, ErrSignatureExpired},
 		{"from the future", nil, now.Add(-61 * time.Second), s, ErrSignatureExpired},
 		{"other method", func(r *http.Request) { r.Method = "DELETE" }, now, s, ErrSignatureInvalid},
 		{"other path", func(r *http.Request) { r.URL.Path = "/api/v1/memory/x" }, now, s, ErrSignatureInvalid},
+		{"other query", func(r *http.Request) { r.URL.RawQuery = "per=100&userId=alice" }, now, s, ErrSignatureInvalid},
+		{"query added", func(r *http.Request) { r.URL.RawQuery += "&userId=alice" }, now, s, ErrSignatureInvalid},
+		{"query removed", func(r *http.Request) { r.URL.RawQuery = "" }, now, s, ErrSignatureInvalid},
+		{"other body hash", func(r *http.Request) { r.Header.Set(HeaderBodySHA256, EmptyBodySHA256) }, now, s, ErrSignatureInvalid},
 		{"other organization", func(r *http.Request) { r.Header.Set(HeaderOrganizationID, "x") }, now, s, ErrSignatureInvalid},
 		{"other user", func(r *http.Request) { r.Header.Set(HeaderUserID, "u2") }, now, s, ErrSignatureInvalid},
 		{"other key", func(r *http.Request) { r.Header.Set(HeaderKeyID, "k2") }, now, s, ErrSignatureInvalid},
@@ -205,11 +235,11 @@ func TestVerify(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := signedRequest(t, s, "POST", "/api/v1/memory", id, now)
+			r := signedRequest(t, s, "POST", "/api/v1/memory?per=1", id, body, now)
 			if tt.mutate != nil {
 				tt.mutate(r)
 			}
-			if _, err := tt.signer.Verify(r, tt.at); !errors.Is(err, tt.want) {
+			if _, _, err := tt.signer.Verify(r, tt.at); !errors.Is(err, tt.want) {
 				t.Errorf("Verify error %v, want %v", err, tt.want)
 			}
 		})
@@ -223,7 +253,7 @@ func TestSignRequestStripsClientAzenHeaders(t *testing.T) {
 	r.Header.Set("Azen-Organization-Id", "forged")
 	r.Header.Set("AZEN-ADMIN", "1")
 	r.Header.Set("Azenith", "kept") // not an Azen-* header
-	s.SignRequest(r, Identity{OrganizationID: "o", UserID: "u", KeyID: "k"}, time.Now())
+	s.SignRequest(r, Identity{OrganizationID: "o", UserID: "u", KeyID: "k", Credential: CredentialKey}, EmptyBodySHA256, time.Now())
 	if r.Header.Get("Azen-Api-Key") != "" || r.Header.Get("Azen-Admin") != "" {
 		t.Error("client Azen-* header survived")
 	}
@@ -235,20 +265,36 @@ func TestSignRequestStripsClientAzenHeaders(t *testing.T) {
 	}
 }
 
+func TestBodySHA256(t *testing.T) {
+	if BodySHA256(nil) != EmptyBodySHA256 || BodySHA256([]byte{}) != EmptyBodySHA256 {
+		t.Error("empty body hash")
+	}
+	sum := sha256.Sum256([]byte("x"))
+	if BodySHA256([]byte("x")) != hex.EncodeToString(sum[:]) {
+		t.Error("body hash")
+	}
+	if sum := sha256.Sum256(nil); hex.EncodeToString(sum[:]) != EmptyBodySHA256 {
+		t.Error("EmptyBodySHA256 is not the hash of nothing")
+	}
+}
+
 func FuzzVerify(f *testing.F) {
 	s, _ := NewSigner(testSecret)
-	f.Add("o", "u", "k", "1800000000", "deadbeef")
-	f.Add("", "", "", "", "")
-	f.Add("o", "u", "k", "-9999999999999999999", "zz")
-	f.Fuzz(func(t *testing.T, org, user, key, ts, sig string) {
+	f.Add("o", "u", "k", "key", "1800000000", EmptyBodySHA256, "deadbeef", "a=1")
+	f.Add("", "", "", "", "", "", "", "")
+	f.Add("o", "u", "k", "session", "-9999999999999999999", "", "zz", "")
+	f.Fuzz(func(t *testing.T, org, user, key, cred, ts, body, sig, query string) {
 		r := httptest.NewRequest("GET", "/api/v1/memory", nil)
+		r.URL.RawQuery = query
 		r.Header[HeaderOrganizationID] = []string{org}
 		r.Header[HeaderUserID] = []string{user}
 		r.Header[HeaderKeyID] = []string{key}
+		r.Header[HeaderCredential] = []string{cred}
 		r.Header[HeaderTimestamp] = []string{ts}
+		r.Header[HeaderBodySHA256] = []string{body}
 		r.Header[HeaderSignature] = []string{sig}
-		if _, err := s.Verify(r, time.Unix(1_800_000_000, 0)); err == nil {
-			t.Fatalf("forged headers verified: %q %q %q %q %q", org, user, key, ts, sig)
+		if _, _, err := s.Verify(r, time.Unix(1_800_000_000, 0)); err == nil {
+			t.Fatalf("forged headers verified: %q %q %q %q %q %q %q", org, user, key, cred, ts, body, sig)
 		}
 	})
 }
@@ -257,21 +303,22 @@ func FuzzVerify(f *testing.F) {
 // different versions must agree on it during a rolling upgrade.
 func TestSignIsStable(t *testing.T) {
 	s, _ := NewSigner(testSecret)
-	id := Identity{OrganizationID: "0b9f0e2c-8c4c-4a47-9a3e-0b9b4b1e7a11", UserID: "u1", KeyID: "k1"}
-	const want = "db8864ca849a1b6341b2d8a0c330c12f19c4cadf35c7d64a4921205a96e65131"
-	got := s.Sign("POST", "/api/v1/memory", id, 1_800_000_000)
-	if got != want {
+	id := Identity{OrganizationID: "0b9f0e2c-8c4c-4a47-9a3e-0b9b4b1e7a11", UserID: "u1", KeyID: "k1", Credential: CredentialKey}
+	got := s.Sign("POST", "/api/v1/memory", "per=1", id, 1_800_000_000, EmptyBodySHA256)
+	mac := hmac.New(sha256.New, []byte(testSecret))
+	mac.Write([]byte("azen-v2\nPOST\n/api/v1/memory\nper=1\n0b9f0e2c-8c4c-4a47-9a3e-0b9b4b1e7a11\nu1\nk1\nkey\n1800000000\n" + EmptyBodySHA256 + "\n"))
+	if want := hex.EncodeToString(mac.Sum(nil)); got != want {
 		t.Errorf("Sign = %s, want %s", got, want)
 	}
 }
 
 func BenchmarkSignRequest(b *testing.B) {
 	s, _ := NewSigner(testSecret)
-	id := Identity{OrganizationID: "0b9f0e2c-8c4c-4a47-9a3e-0b9b4b1e7a11", UserID: "u1", KeyID: "k1"}
-	r := httptest.NewRequest("POST", "/api/v1/memory", nil)
+	id := Identity{OrganizationID: "0b9f0e2c-8c4c-4a47-9a3e-0b9b4b1e7a11", UserID: "u1", KeyID: "k1", Credential: CredentialKey}
+	r := httptest.NewRequest("POST", "/api/v1/memory?per=1", nil)
 	now := time.Now()
 	b.ReportAllocs()
 	for b.Loop() {
-		s.SignRequest(r, id, now)
+		s.SignRequest(r, id, EmptyBodySHA256, now)
 	}
 }
