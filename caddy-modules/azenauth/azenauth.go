@@ -312,14 +312,8 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 	dropSessionCookie(r)
 	if p != nil {
 		if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-			repl.Set("azen.key_id", p.ID)
-			repl.Set("azen.org_id", p.OrganizationID)
-			repl.Set("azen.user_id", p.UserID)
-			repl.Set("azen.credential", p.Credential)
-			repl.Set("azen.tier", p.Tier)
-			repl.Set("azen.rate_limit", p.RateLimit)
-			repl.Set("azen.quota", p.Quota.String())
-			repl.Set("http.auth.user.id", p.ID)
+			repl.Map(p.placeholders)
+			repl.Set("http.auth.user.id", p.ID) // Caddy's access log: user_id
 		}
 		setPrincipal(r.Context(), p)
 		h.signer.SignRequest(r, p.identity(), bodySHA, now)

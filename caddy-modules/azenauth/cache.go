@@ -48,6 +48,10 @@ type cacheEntry[V any] struct {
 	// lastTouch is the Unix nanosecond time this gateway last queued a
 	// last-used update for the credential.
 	lastTouch atomic.Int64
+
+	// principal is built from value on first use and shared by every
+	// request the entry answers.
+	principal atomic.Pointer[Principal]
 }
 
 // credentialCache holds recent lookups of one kind of credential (API keys,

@@ -81,10 +81,15 @@ func (h *Handler) checkKey(w http.ResponseWriter, r *http.Request, now time.Time
 		return nil, h.refuse(client, now, outcomeIncomplete, msgIncomplete)
 	}
 	h.rt.queueTouch(&e.lastTouch, touch{id: k.ID}, now)
-	return &Principal{
-		Credential: contract.CredentialKey, ID: k.ID, OrganizationID: k.OrganizationID, UserID: k.UserID,
-		Tier: k.Tier, RateLimit: k.RateLimit, Permissions: k.Permissions, Quota: k.Quota,
-	}, nil
+	p := e.principal.Load()
+	if p == nil {
+		p = (&Principal{
+			Credential: contract.CredentialKey, ID: k.ID, OrganizationID: k.OrganizationID, UserID: k.UserID,
+			Tier: k.Tier, RateLimit: k.RateLimit, Permissions: k.Permissions, Quota: k.Quota,
+		}).seal()
+		e.principal.Store(p)
+	}
+	return p, nil
 }
 
 // refuse counts a failed attempt against the client and returns the 403.
@@ -116,10 +121,15 @@ func (h *Handler) checkSession(r *http.Request, cookie string, now time.Time) (*
 		return nil, nil
 	}
 	h.rt.queueTouch(&e.lastTouch, touch{session: true, id: s.ID}, now)
-	return &Principal{
-		Credential: contract.CredentialSession, ID: s.ID, OrganizationID: s.ActiveOrganizationID,
-		UserID: s.UserID, Role: s.Role, Permissions: s.Permissions(),
-	}, nil
+	p := e.principal.Load()
+	if p == nil {
+		p = (&Principal{
+			Credential: contract.CredentialSession, ID: s.ID, OrganizationID: s.ActiveOrganizationID,
+			UserID: s.UserID, Role: s.Role, Permissions: s.Permissions(),
+		}).seal()
+		e.principal.Store(p)
+	}
+	return p, nil
 }
 
 func (h *Handler) logStale(msg, id string, now time.Time) {

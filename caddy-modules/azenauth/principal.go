@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/azen-sh/gateway/internal/apikey"
@@ -24,6 +25,29 @@ type Principal struct {
 	RateLimit      string // ratespec.Policy text, "" when none
 	Permissions    []string
 	Quota          apikey.Quota
+
+	// placeholders answers {azen.*} for this principal from values boxed
+	// once, when the principal is built (once per cache entry), so that
+	// publishing them costs no allocation per request.
+	placeholders caddy.ReplacerFunc
+}
+
+// seal boxes the placeholder values; call it once a principal is complete.
+func (p *Principal) seal() *Principal {
+	vals := map[string]any{
+		"azen.key_id":     p.ID,
+		"azen.org_id":     p.OrganizationID,
+		"azen.user_id":    p.UserID,
+		"azen.credential": p.Credential,
+		"azen.tier":       p.Tier,
+		"azen.rate_limit": p.RateLimit,
+		"azen.quota":      p.Quota.String(),
+	}
+	p.placeholders = func(key string) (any, bool) {
+		v, ok := vals[key]
+		return v, ok
+	}
+	return p
 }
 
 // principalVar is the request variable holding the *Principal.

@@ -136,15 +136,20 @@ func StripAzenHeaders(h http.Header) {
 func (s *Signer) SignRequest(r *http.Request, id Identity, bodySHA256 string, now time.Time) {
 	StripAzenHeaders(r.Header)
 	unix := now.Unix()
+	// Canonical names, set directly, with one backing array for the seven
+	// values: this runs on every request.
+	v := make([]string, 7)
+	v[0], v[1], v[2], v[3] = id.OrganizationID, id.UserID, id.KeyID, id.Credential
+	v[4], v[5] = strconv.FormatInt(unix, 10), bodySHA256
+	v[6] = s.Sign(r.Method, r.URL.EscapedPath(), r.URL.RawQuery, id, unix, bodySHA256)
 	h := r.Header
-	// Canonical names, set directly: this runs on every request.
-	h[HeaderOrganizationID] = []string{id.OrganizationID}
-	h[HeaderUserID] = []string{id.UserID}
-	h[HeaderKeyID] = []string{id.KeyID}
-	h[HeaderCredential] = []string{id.Credential}
-	h[HeaderTimestamp] = []string{strconv.FormatInt(unix, 10)}
-	h[HeaderBodySHA256] = []string{bodySHA256}
-	h[HeaderSignature] = []string{s.Sign(r.Method, r.URL.EscapedPath(), r.URL.RawQuery, id, unix, bodySHA256)}
+	h[HeaderOrganizationID] = v[0:1:1]
+	h[HeaderUserID] = v[1:2:2]
+	h[HeaderKeyID] = v[2:3:3]
+	h[HeaderCredential] = v[3:4:4]
+	h[HeaderTimestamp] = v[4:5:5]
+	h[HeaderBodySHA256] = v[5:6:6]
+	h[HeaderSignature] = v[6:7:7]
 }
 
 // Verify checks r's signed identity at time now and returns it with the
