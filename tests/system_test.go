@@ -29,6 +29,13 @@ type sysStack struct {
 
 func startSystem(t *testing.T, nBackends, nGateways int) *sysStack {
 	t.Helper()
+	return startSystemWith(t, nBackends, nGateways, nil)
+}
+
+// startSystemWith is startSystem with the shipped Caddyfile passed through
+// edit first (nil: as shipped).
+func startSystemWith(t *testing.T, nBackends, nGateways int, edit func(caddyfile string) string) *sysStack {
+	t.Helper()
 	pg := testenv.StartPostgres(t)
 	rd := testenv.StartRedis(t)
 	s := &sysStack{env: map[string]string{
@@ -46,6 +53,9 @@ func startSystem(t *testing.T, nBackends, nGateways int) *sysStack {
 	caddyfile, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "Caddyfile"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if edit != nil {
+		caddyfile = []byte(edit(string(caddyfile)))
 	}
 	gwEnv := map[string]string{"AZEN_BACKENDS": addrs}
 	for k, v := range s.env {
