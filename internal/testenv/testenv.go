@@ -19,16 +19,36 @@ import (
 	"time"
 )
 
-// FreePort returns a loopback TCP port that was free a moment ago.
+// FreePort returns a loopback TCP port that was free a moment ago and that
+// this process has not handed out before. The kernel may give a port just
+// released to the next caller, and Caddy binds with SO_REUSEPORT, so two
+// listeners of one gateway (site and admin) could otherwise share a port
+// and split its connections.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("find a free port: %v", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		givenMu.Lock()
+		seen := given[port]
+		given[port] = true
+		givenMu.Unlock()
+		if !seen {
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("find a free port: every port offered was handed out before")
+	return 0
 }
+
+var (
+	givenMu sync.Mutex
+	given   = map[int]bool{}
+)
 
 // WaitForPort waits until something accepts TCP connections on addr.
 func WaitForPort(t testing.TB, addr string, timeout time.Duration) {
