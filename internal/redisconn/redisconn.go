@@ -121,6 +121,7 @@ func (p pooled) Destruct() error { return p.Close() }
 // Shared returns the process-wide client for raw, creating it if needed. Call
 // the returned release exactly once (from a module's Cleanup).
 func Shared(raw string) (redis.UniversalClient, func(), error) {
+	raw = strings.TrimSpace(raw) // one client per URL, however it was spaced
 	o, err := Parse(raw)
 	if err != nil {
 		return nil, nil, err

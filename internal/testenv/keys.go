@@ -1,11 +1,11 @@
 package testenv
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"slices"
 	"testing"
+
+	"github.com/azen-sh/gateway/internal/ids"
 )
 
 // CreatedKey is what `azen-gateway keys create --json` prints.
@@ -52,12 +52,5 @@ func CreateKeyFull(t testing.TB, env map[string]string, args ...string) CreatedK
 	return k
 }
 
-// NewUUID returns a random version-4 UUID (an organization id for tests).
-func NewUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
-}
+// NewUUID returns a fresh UUID (an organization id for tests).
+func NewUUID() string { return ids.New() }
