@@ -24,8 +24,8 @@ import (
 
 	"github.com/azen-sh/gateway/internal/account"
 	"github.com/azen-sh/gateway/internal/console"
-	"github.com/azen-sh/gateway/internal/contract"
 	"github.com/azen-sh/gateway/internal/console/ui/form"
+	"github.com/azen-sh/gateway/internal/contract"
 )
 
 //go:embed templates/*.html
