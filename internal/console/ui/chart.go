@@ -36,8 +36,8 @@ type tick struct {
 
 // stackedChart draws the report's days.
 func stackedChart(rep console.UsageReport) chart {
-	c := chart{Width: 720, Height: 240}
-	c.Plot.Left, c.Plot.Top, c.Plot.Right, c.Plot.Bottom = 44, 10, 710, 210
+	c := chart{Width: 720, Height: 236}
+	c.Plot.Left, c.Plot.Top, c.Plot.Right, c.Plot.Bottom = 52, 10, 710, 206
 	n := len(rep.Labels)
 	for _, v := range rep.Series["total"] {
 		c.Max = max(c.Max, v)
@@ -49,7 +49,7 @@ func stackedChart(rep console.UsageReport) chart {
 		v := top * int64(i) / 4
 		c.Ticks = append(c.Ticks, tick{X: c.Plot.Left - 6, Y: c.Plot.Bottom - plotH*float64(i)/4, Label: strconv.FormatInt(v, 10)})
 	}
-	every := max(1, n/6)
+	every := max(1, (n+4)/5)
 	for i, day := range rep.Labels {
 		x := c.Plot.Left + step*float64(i)
 		b := bar{X: x + step*0.15, W: step * 0.7}
