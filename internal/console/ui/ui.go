@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
 	"time"
 
@@ -256,6 +257,9 @@ func redirect(w http.ResponseWriter, r *http.Request, path string) {
 // safeNext is where to go after signing in: a console page, else /console/.
 func safeNext(next string) string {
 	u, err := url.Parse(next)
+	if err == nil {
+		u.Path = path.Clean(u.Path) + map[bool]string{true: "/"}[strings.HasSuffix(u.Path, "/") && u.Path != "/"]
+	}
 	if err != nil || u.Scheme != "" || u.Host != "" || !strings.HasPrefix(u.Path, "/console/") ||
 		strings.HasPrefix(next, "//") || strings.Contains(next, "\\") || strings.HasPrefix(u.Path, "/console/sign-") {
 		return "/console/"

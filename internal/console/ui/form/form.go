@@ -6,6 +6,7 @@
 package form
 
 import (
+	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
@@ -53,12 +54,12 @@ func (s *State) Fail(field, problem string) {
 }
 
 // Absorb shows a service refusal: its field problems next to the fields,
-// anything else as the form's message. It reports whether err was a
-// refusal (false: an internal error the caller must handle).
+// anything else as the form's message. It reports whether err was a 400
+// (false: a refusal or an internal error the caller must handle).
 func (s *State) Absorb(err error) bool {
 	ce, ok := err.(*console.Error)
-	if !ok {
-		return false
+	if !ok || ce.Code != http.StatusBadRequest {
+		return false // not the form's fault: shown as its own page
 	}
 	if len(ce.Fields) == 0 {
 		s.Message = ce.Message
