@@ -54,7 +54,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	return serve(ctx, cfg, stdout)
+	ccfg, err := loadConsoleConfig(getenv)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, cfg, ccfg, stdout)
 }
 
 // openStore connects (waiting up to 15 s for the database to come up) and
@@ -93,7 +97,7 @@ func openStore(ctx context.Context, cfg config, logger *slog.Logger) (*Store, *s
 
 // serve runs the HTTP server until ctx is done, then stops taking new
 // connections, lets in-flight requests finish, and returns nil.
-func serve(ctx context.Context, cfg config, stdout io.Writer) error {
+func serve(ctx context.Context, cfg config, ccfg consoleConfig, stdout io.Writer) error {
 	logger := slog.New(slog.NewJSONHandler(stdout, nil)).With("service", "azen-backend")
 	signer, err := contract.NewSigner(cfg.GatewaySecret)
 	if err != nil {
@@ -104,8 +108,14 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 		return err
 	}
 	defer db.Close()
+	cons, err := openConsole(ctx, db, ccfg, signer, logger)
+	if err != nil {
+		return err
+	}
+	defer cons.Close()
 
 	handler := newServer(store, signer, logger)
+	handler.mountConsole(cons)
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"path"
@@ -91,7 +89,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	// The mux answers a non-canonical path ("//", "/./", a trailing slash)
 	// with an HTML redirect; the API has one spelling per endpoint.
-	if pattern == "" || path.Clean(r.URL.Path) != r.URL.Path {
+	if pattern == "" || !canonicalPath(r.URL.Path) {
 		route = "unmatched"
 		contract.WriteError(rec, contract.NewError(http.StatusNotFound, "Unknown endpoint "+r.Method+" "+r.URL.Path))
 		return
@@ -110,24 +108,21 @@ type apiHandler func(w http.ResponseWriter, r *http.Request, id contract.Identit
 // anything else a logged 500 that tells the client nothing.
 func (s *server) api(h apiHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, signedBody, err := s.signer.Verify(r, s.now())
-		if err != nil {
+		// The signature, then the body (at most 1 MiB) against the signed
+		// hash, before any handler sees it: nothing between gateway and
+		// backend can change it (contract.ReadSigned, shared with the console).
+		id, _, err := s.signer.ReadSigned(w, r, s.now(), maxBodyBytes)
+		switch {
+		case errors.Is(err, contract.ErrBodyTooLarge):
+			s.writeError(w, r, invalid("Request body must not exceed 1 MiB"))
+			return
+		case errors.Is(err, contract.ErrBodyUnreadable):
+			s.writeError(w, r, invalid("Request body could not be read"))
+			return
+		case err != nil:
 			contract.WriteError(w, contract.NewError(http.StatusUnauthorized, "Gateway authentication failed: "+err.Error()+"."))
 			return
 		}
-		// The body is read (at most 1 MiB) and checked against the signed
-		// hash before any handler sees it: nothing between gateway and
-		// backend can change it.
-		body, err := readBody(w, r)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		if err := contract.CheckBody(body, signedBody); err != nil {
-			contract.WriteError(w, contract.NewError(http.StatusUnauthorized, "Gateway authentication failed: "+err.Error()+"."))
-			return
-		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
 		if id.OrganizationID == "" {
 			// A session that has not chosen an organization yet; the
 			// gateway answers this itself, so only a misconfigured one gets here.
@@ -190,3 +185,5 @@ func (s *server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
+
+func pathClean(p string) string { return path.Clean(p) }

@@ -58,11 +58,42 @@ for _ in $(seq 1 100); do
 	sleep 0.1
 done
 
-# The development key: reused while its id is still in the database (a
-# deleted $dev/azen.db takes it along), created otherwise.
+base="http://127.0.0.1:${port}"
+json_field() { sed -n 's/.*"'"$1"'": *"\([^"]*\)".*/\1/p' | head -n 1; }
+
+# The development login for the console: created once, like the key below,
+# and reused while it still signs in (a deleted $dev/azen.db takes it along).
+dev_email="" dev_password="" dev_org=""
+if [ -s $dev/dev-login ]; then
+	# shellcheck disable=SC1091
+	. $dev/dev-login
+fi
+if [ -z "$dev_email" ] || ! curl -fsS -o /dev/null -X POST "$base/auth/sign-in" -H 'Content-Type: application/json' \
+	-d "{\"email\":\"$dev_email\",\"password\":\"$dev_password\"}" 2>/dev/null; then
+	dev_email="dev-$(date +%s)@example.com"
+	dev_password=$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 20)
+	jar=$dev/dev-cookies
+	rm -f "$jar"
+	if curl -fsS -c "$jar" -b "$jar" -o /dev/null -X POST "$base/auth/sign-up" -H 'Content-Type: application/json' \
+		-d "{\"email\":\"$dev_email\",\"password\":\"$dev_password\",\"name\":\"Developer\"}" &&
+		dev_org=$(curl -fsS -c "$jar" -b "$jar" -X POST "$base/console/api/organizations" -H 'Content-Type: application/json' \
+			-d '{"name":"Development"}' | json_field id) && [ -n "$dev_org" ]; then
+		printf 'dev_email=%s\ndev_password=%s\ndev_org=%s\n' "$dev_email" "$dev_password" "$dev_org" > $dev/dev-login
+		rm -f $dev/dev-key $dev/dev-key.json # a new organization gets a new key
+	else
+		echo "could not create the development login (see $dev/backend.log)" >&2
+		dev_email=""
+	fi
+	rm -f "$jar"
+fi
+dev_key_org="${dev_org:-00000000-0000-4000-8000-000000000001}"
+
+# The development key, in the development login's organization (so its
+# memories show in the console): reused while its id is still in the
+# database, created otherwise.
 key_id=$(sed -n 's/.*"id": *"\([^"]*\)".*/\1/p' $dev/dev-key.json 2>/dev/null | head -n 1 || true)
 if [ -z "$key_id" ] || ! $bin/azen-gateway keys list --json 2>/dev/null | grep -q "\"$key_id\""; then
-	if $bin/azen-gateway keys create --org 00000000-0000-4000-8000-000000000001 --user dev \
+	if $bin/azen-gateway keys create --org "$dev_key_org" --user dev \
 		--name "make run" --json > $dev/dev-key.json; then
 		sed -n 's/.*"key": *"\([^"]*\)".*/\1/p' $dev/dev-key.json > $dev/dev-key
 	else
@@ -74,6 +105,11 @@ fi
 echo
 echo "azen is running: gateway http://127.0.0.1:${port}, backend http://${AZEN_BACKEND_ADDR}"
 echo "logs: $dev/gateway.log, $dev/backend.log; Ctrl-C stops everything"
+if [ -n "$dev_email" ]; then
+	echo
+	echo "console:             ${base}/console/"
+	echo "development login:   ${dev_email} / ${dev_password}"
+fi
 if [ -s $dev/dev-key ]; then
 	key=$(cat $dev/dev-key)
 	echo

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs the servers the tests start privately (redis-server, redis-cli,
-# PostgreSQL's initdb/pg_ctl) when they are missing. Debian/Ubuntu, as root.
+# PostgreSQL's initdb/pg_ctl) and the headless browser of the console tests
+# (chromium) when they are missing. Debian/Ubuntu, as root.
 set -euo pipefail
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+# The console's browser tests drive a real headless Chromium.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if ! command -v initdb >/dev/null 2>&1 && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
 	missing+=(postgresql)
 fi

@@ -53,6 +53,32 @@ func TestMakeRunAsANewUser(t *testing.T) {
 		}
 	}
 
+	// The printed development login signs in to the printed console URL,
+	// straight into its organization.
+	var consoleURL, email, password string
+	for _, line := range strings.Split(p.Output(), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "console:"); ok {
+			consoleURL = strings.TrimSpace(v)
+		}
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "development login:"); ok {
+			email, password, _ = strings.Cut(strings.TrimSpace(v), " / ")
+		}
+	}
+	if consoleURL != fmt.Sprintf("http://127.0.0.1:%d/console/", site) || email == "" || password == "" {
+		t.Fatalf("no console URL and development login printed:\n%s", p.Output())
+	}
+	dev := newPerson(t)
+	r := dev.must(200, "POST", fmt.Sprintf("http://127.0.0.1:%d/auth/sign-in", site), fmt.Sprintf(`{"email":%q,"password":%q}`, email, password))
+	if r.body["activeOrganizationId"] == nil {
+		t.Fatalf("the development login has no organization: %s", r.raw)
+	}
+	if keys := dev.must(200, "GET", fmt.Sprintf("http://127.0.0.1:%d/console/api/keys", site), "").body["keys"].([]any); len(keys) != 1 {
+		t.Fatalf("the development key is not in the development organization: %v", keys)
+	}
+	if page := dev.do("GET", consoleURL, ""); page.status != 303 || page.header.Get("Location") != "/console/keys" {
+		t.Fatalf("the console URL answered %d %q", page.status, page.header.Get("Location"))
+	}
+
 	p.Signal(syscall.SIGTERM)
 	if err := p.Wait(15 * time.Second); err != nil && !strings.Contains(err.Error(), "exit status") {
 		t.Fatalf("make run did not stop: %v", err)

@@ -1,0 +1,234 @@
+package tests
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/azen-sh/gateway/internal/account"
+	"github.com/azen-sh/gateway/internal/contract"
+	"github.com/azen-sh/gateway/internal/testenv"
+)
+
+// consoleSystem is the shipped Caddyfile on real gateways in front of real
+// backends, with one database and (optionally) one Redis.
+type consoleSystem struct {
+	gws      []*testenv.Gateway
+	backends []*testenv.Backend
+	env      map[string]string
+}
+
+// consoleCaddyfile is the shipped Caddyfile with usage written every
+// 200 ms instead of 10 s, so tests see counts at once.
+func consoleCaddyfile(t *testing.T) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "Caddyfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := strings.Replace(string(raw), "\t\t\tmax_body 1MiB\n", "\t\t\tmax_body 1MiB\n\t\t\tusage_flush 200ms\n", 1)
+	if out == string(raw) {
+		t.Fatal("the shipped Caddyfile has no `max_body 1MiB` line to put usage_flush after")
+	}
+	return out
+}
+
+// startConsoleSystem starts n backends and n gateways on dbURL and
+// redisURL ("" for none).
+func startConsoleSystem(t *testing.T, n int, dbURL, redisURL string) *consoleSystem {
+	t.Helper()
+	s := &consoleSystem{env: map[string]string{
+		"AZEN_DATABASE_URL":        dbURL,
+		"AZEN_GATEWAY_SECRET":      testenv.GatewaySecret(),
+		"AZEN_ENCRYPTION_KEYS":     testenv.EncryptionKeys("k1"),
+		"AZEN_BACKEND_DRAIN_DELAY": "0s",
+	}}
+	if redisURL != "" {
+		s.env["AZEN_REDIS_URL"] = redisURL
+	}
+	var addrs []string
+	for range n {
+		b := testenv.StartBackend(t, s.env)
+		s.backends = append(s.backends, b)
+		addrs = append(addrs, b.Addr)
+	}
+	gwEnv := map[string]string{"AZEN_BACKENDS": strings.Join(addrs, " ")}
+	for k, v := range s.env {
+		if k != "AZEN_ENCRYPTION_KEYS" {
+			gwEnv[k] = v
+		}
+	}
+	caddyfile := consoleCaddyfile(t)
+	for range n {
+		s.gws = append(s.gws, testenv.StartGateway(t, caddyfile, gwEnv))
+	}
+	for _, g := range s.gws {
+		waitFor(t, "the gateway to reach a healthy backend", func() bool {
+			resp, err := http.Get(g.URL + "/console/sign-in")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == 200
+		})
+	}
+	return s
+}
+
+// person is a browser-like client: a cookie jar (shared by every gateway
+// on 127.0.0.1, as cookies ignore the port) and no redirects followed.
+type person struct {
+	t      *testing.T
+	client *http.Client
+	email  string
+}
+
+func newPerson(t *testing.T) *person {
+	jar, _ := cookiejar.New(nil)
+	return &person{t: t, client: &http.Client{Jar: jar, Timeout: 15 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// consoleResp is a decoded answer.
+type consoleResp struct {
+	status int
+	header http.Header
+	body   map[string]any
+	raw    string
+}
+
+func (r consoleResp) message() string { s, _ := r.body["message"].(string); return s }
+
+// do sends method path to base with a JSON body ("" for none) and extra
+// headers in pairs.
+func (p *person) do(method, url, body string, headers ...string) consoleResp {
+	p.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	out := consoleResp{status: resp.StatusCode, header: resp.Header, raw: string(data)}
+	_ = json.Unmarshal(data, &out.body)
+	return out
+}
+
+// must is do that expects a status.
+func (p *person) must(status int, method, url, body string, headers ...string) consoleResp {
+	p.t.Helper()
+	r := p.do(method, url, body, headers...)
+	if r.status != status {
+		p.t.Fatalf("%s %s: status %d, want %d: %s", method, url, r.status, status, r.raw)
+	}
+	return r
+}
+
+// signUp creates an account and an organization through gw.
+func (p *person) signUp(base, orgName string) (userID, orgID string) {
+	p.t.Helper()
+	p.email = fmt.Sprintf("p%d@example.com", time.Now().UnixNano())
+	r := p.must(201, "POST", base+"/auth/sign-up", fmt.Sprintf(`{"email":%q,"password":"a long password","name":"Tester"}`, p.email))
+	userID = r.body["user"].(map[string]any)["id"].(string)
+	r = p.must(201, "POST", base+"/console/api/organizations", fmt.Sprintf(`{"name":%q}`, orgName))
+	return userID, r.body["organization"].(map[string]any)["id"].(string)
+}
+
+// createKey creates a key through the console API and returns id and secret.
+func (p *person) createKey(base, body string) (id, secret string) {
+	p.t.Helper()
+	r := p.must(201, "POST", base+"/console/api/keys", body)
+	k := r.body["key"].(map[string]any)
+	return k["id"].(string), k["key"].(string)
+}
+
+// cookie is the session cookie the jar holds for 127.0.0.1.
+func (p *person) cookie(base string) string {
+	req, _ := http.NewRequest("GET", base+"/", nil)
+	for _, c := range p.client.Jar.Cookies(req.URL) {
+		if c.Name == account.CookieName {
+			return c.Value
+		}
+	}
+	return ""
+}
+
+// withCookie calls url with only the given session cookie.
+func withCookie(t *testing.T, method, url, cookie string) int {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, nil)
+	req.Header.Set("Cookie", account.CookieName+"="+cookie)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// withKey calls url with an API key.
+func withKey(t *testing.T, method, url, key, body string) int {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, bytes.NewBufferString(body))
+	req.Header.Set(contract.APIKeyHeader, key)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// within polls call until it returns want, failing after limit; it returns
+// how long it took.
+func within(t *testing.T, what string, limit time.Duration, want int, call func() int) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		got := call()
+		if got == want {
+			return time.Since(start)
+		}
+		if time.Since(start) > limit {
+			t.Fatalf("%s: still %d after %s, want %d", what, got, limit, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// wantError checks a contract error body.
+func wantError(t *testing.T, r consoleResp, code int, message string) {
+	t.Helper()
+	if r.status != code || r.header.Get("Content-Type") != "application/json" || len(r.body) != 3 ||
+		r.body["status"] != contract.StatusText(code) || r.body["code"] != float64(code) ||
+		(message != "" && r.message() != message) {
+		t.Fatalf("got %d %s, want %d %q", r.status, r.raw, code, message)
+	}
+}
