@@ -179,13 +179,14 @@ func TestPermissionsAreCheckedFromTheAdmittedCaller(t *testing.T) {
 				return throughPermissions(h, row.m, row.method, hdr)
 			}
 			s := serve() // warms the cache
-			misses := cacheMisses(h)
+			misses, looked := storeQueries(h), lookups(h)
 			s = serve()
 			if s.status != row.status || s.message != row.message {
 				t.Fatalf("status %d %q (%v), want %d %q", s.status, s.message, s.err, row.status, row.message)
 			}
-			if cacheMisses(h) != misses {
-				t.Error("the permission check looked the credential up again")
+			if storeQueries(h) != misses || lookups(h) != looked+1 {
+				t.Errorf("store queries %v → %v, lookups %v → %v: want azen_auth's one cached lookup and nothing more",
+					misses, storeQueries(h), looked, lookups(h))
 			}
 		})
 	}
@@ -271,3 +272,6 @@ func TestDirectiveOrder(t *testing.T) {
 		t.Fatalf("azen_permissions lines out of order: %s", out)
 	}
 }
+
+// storeQueries counts the lookups of h that asked the store.
+func storeQueries(h *Handler) float64 { return counterValue(h.metrics.cache[cacheMiss]) }
