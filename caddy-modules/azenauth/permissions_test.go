@@ -76,12 +76,17 @@ func FuzzPermissionsCaddyfile(f *testing.F) {
 		"azen_permissions `keys:write`", "azen_permissions memory:read\nazen_permissions keys:read",
 		"azen_permissions {env.X}", "azen_permissions memory:read memory:read", "azen_permissions \\\nmemory:read",
 		"azen_permissions memory:read # comment", "azen_permissions <<EOF\nmemory:read\nEOF",
+		"azen_permissions <<\x10OF\nmemory:read\nEOF",
 	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, input string) {
+		tokens, err := caddyfile.Tokenize([]byte(input), "Testfile")
+		if err != nil {
+			return // not a Caddyfile (NewTestDispenser would exit the process)
+		}
 		var m Permissions
-		if err := m.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input)); err != nil {
+		if err := m.UnmarshalCaddyfile(caddyfile.NewDispenser(tokens)); err != nil {
 			return
 		}
 		if _, err := checkRequired(m.Require); err != nil {
