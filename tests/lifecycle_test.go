@@ -344,6 +344,9 @@ func TestKeyLifecycleAcrossGateways(t *testing.T) {
 			}
 			deployExpectOK(t, lcRequest(t, gw.URL, "GET", "/api/v1/memory", rerolled.Key))
 		}
+		if got := lcList(t, env, k.ID); got.PreviousExpiresAt != nil {
+			t.Errorf("previousExpiresAt %s still listed after the grace period", *got.PreviousExpiresAt)
+		}
 	})
 
 	t.Run("reroll without a grace period: the old secret is refused within 1 s", func(t *testing.T) {

@@ -88,7 +88,9 @@ func toJSON(k apikey.Key) keyJSON {
 	if !k.Quota.IsZero() {
 		j.Quota = &quotaJSON{Limit: k.Quota.Limit, Period: k.Quota.Period}
 	}
-	if !k.PreviousExpiresAt.IsZero() {
+	// Only during the grace period (contract §10); a previous secret past
+	// it is refused and is forgotten by the gateways' next sweep.
+	if !k.PreviousExpiresAt.IsZero() && time.Now().Before(k.PreviousExpiresAt) {
 		s := k.PreviousExpiresAt.UTC().Format(time.RFC3339)
 		j.PreviousExpiresAt = &s
 	}
