@@ -271,7 +271,7 @@ func rerollCommand() *cobra.Command {
 			})
 		},
 	}
-	c.Flags().StringVar(&grace, "grace", "0s", "how long the old secret keeps working, 0 to 24h (such as 1h or 1d); default: it stops at once")
+	c.Flags().StringVar(&grace, "grace", "", "how long the old secret keeps working, 0 to 24h (such as 1h or 1d); default: it stops at once")
 	c.Flags().BoolVar(&asJSON, "json", false, "print one JSON object, as keys create --json does")
 	return c
 }
