@@ -17,26 +17,27 @@ import (
 
 	"github.com/azen-sh/gateway/internal/apikey"
 	"github.com/azen-sh/gateway/internal/ids"
-	"github.com/azen-sh/gateway/internal/ratespec"
-	"github.com/azen-sh/gateway/internal/redisconn"
-	"github.com/azen-sh/gateway/internal/revocation"
 	"github.com/azen-sh/gateway/internal/sqldb"
 )
 
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "keys",
-		Usage: "create|list|disable|enable|delete ...",
+		Usage: "create|list|update|reroll|disable|enable|delete ...",
 		Short: "Manages Azen API keys",
 		Long: `
 Manages the API keys azen_auth accepts, in the database named by
-AZEN_DATABASE_URL (default sqlite:azen.db). disable, enable and delete
-publish an invalidation on AZEN_REDIS_URL when it is set, so every gateway
-drops the key from its cache within a second.
+AZEN_DATABASE_URL (default sqlite:azen.db). update, reroll, disable, enable
+and delete publish an invalidation on AZEN_REDIS_URL when it is set, so
+every gateway applies the change within a second. Durations take Go units
+and d for days (30d).
 
   keys create --org UUID --user ID [--name N] [--expires-in 720h] [--tier T]
               [--rate 120/m [--burst 20]] [--permissions p,q] [--quota N/month] [--json]
   keys list [--org UUID] [--json]
+  keys update ID [--name N] [--tier T] [--rate 120/m [--burst 20] | none]
+              [--expires-in 30d | never] [--permissions p,q] [--quota N/month | none] [--json]
+  keys reroll ID [--grace 1h] [--json]
   keys disable ID | enable ID | delete ID
 `,
 		CobraFunc: buildKeysCommand,
@@ -49,9 +50,9 @@ const cliTimeout = 30 * time.Second
 func buildKeysCommand(cmd *cobra.Command) {
 	cmd.Args = cobra.NoArgs
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		return errors.New("keys needs a subcommand: create, list, disable, enable or delete (see azen-gateway keys --help)")
+		return errors.New("keys needs a subcommand: create, list, update, reroll, disable, enable or delete (see azen-gateway keys --help)")
 	}
-	cmd.AddCommand(createCommand(), listCommand(),
+	cmd.AddCommand(createCommand(), listCommand(), updateCommand(), rerollCommand(),
 		stateCommand("disable", "Disables a key (it is refused with 403 until enabled)"),
 		stateCommand("enable", "Enables a disabled key"),
 		stateCommand("delete", "Deletes a key for good"))
@@ -60,21 +61,21 @@ func buildKeysCommand(cmd *cobra.Command) {
 // keyJSON is a key as `keys create --json` and `keys list --json` print it.
 // It never holds the hash; Key (the plaintext) only right after create.
 type keyJSON struct {
-	ID                string        `json:"id"`
-	Key               string        `json:"key,omitempty"`
-	Prefix            string        `json:"prefix"`
-	Name              string        `json:"name"`
-	OrganizationID    string        `json:"organizationId"`
-	UserID            string        `json:"userId"`
-	Enabled           bool          `json:"enabled"`
-	ExpiresAt         *string       `json:"expiresAt"`
-	Tier              string        `json:"tier"`
-	RateLimit         string        `json:"rateLimit"`
-	Permissions       []string      `json:"permissions"`
-	Quota             *apikey.Quota `json:"quota"`
-	CreatedAt         string        `json:"createdAt"`
-	LastUsedAt        *string       `json:"lastUsedAt,omitempty"`
-	PreviousExpiresAt *string       `json:"previousExpiresAt,omitempty"`
+	ID                string     `json:"id"`
+	Key               string     `json:"key,omitempty"`
+	Prefix            string     `json:"prefix"`
+	Name              string     `json:"name"`
+	OrganizationID    string     `json:"organizationId"`
+	UserID            string     `json:"userId"`
+	Enabled           bool       `json:"enabled"`
+	ExpiresAt         *string    `json:"expiresAt"`
+	Tier              string     `json:"tier"`
+	RateLimit         string     `json:"rateLimit"`
+	Permissions       []string   `json:"permissions"`
+	Quota             *quotaJSON `json:"quota"`
+	CreatedAt         string     `json:"createdAt"`
+	LastUsedAt        *string    `json:"lastUsedAt,omitempty"`
+	PreviousExpiresAt *string    `json:"previousExpiresAt,omitempty"`
 }
 
 func toJSON(k apikey.Key) keyJSON {
@@ -85,10 +86,11 @@ func toJSON(k apikey.Key) keyJSON {
 		CreatedAt:   k.CreatedAt.UTC().Format(time.RFC3339),
 	}
 	if !k.Quota.IsZero() {
-		q := k.Quota
-		j.Quota = &q
+		j.Quota = &quotaJSON{Limit: k.Quota.Limit, Period: k.Quota.Period}
 	}
-	if !k.PreviousExpiresAt.IsZero() {
+	// Only during the grace period (contract §10); a previous secret past
+	// it is refused and is forgotten by the gateways' next sweep.
+	if !k.PreviousExpiresAt.IsZero() && time.Now().Before(k.PreviousExpiresAt) {
 		s := k.PreviousExpiresAt.UTC().Format(time.RFC3339)
 		j.PreviousExpiresAt = &s
 	}
@@ -125,8 +127,7 @@ func withCLIStore(cmd *cobra.Command, fn func(ctx context.Context, st *apikey.St
 }
 
 func createCommand() *cobra.Command {
-	var org, user, name, tier, rate, perms, quota string
-	var expiresIn time.Duration
+	var org, user, name, tier, rate, perms, quota, expiresIn string
 	var burst int
 	var asJSON bool
 	c := &cobra.Command{
@@ -159,7 +160,7 @@ func createCommand() *cobra.Command {
 	f.StringVar(&org, "org", "", "organization id (UUID, required)")
 	f.StringVar(&user, "user", "", "user id (required)")
 	f.StringVar(&name, "name", "", "a name to recognise the key by")
-	f.DurationVar(&expiresIn, "expires-in", 0, "lifetime as a Go duration such as 720h (default: never expires)")
+	f.StringVar(&expiresIn, "expires-in", "", "lifetime such as 720h or 30d (default: never expires)")
 	f.StringVar(&tier, "tier", "", "rate-limit tier name (as in azen_ratelimit's tier lines)")
 	f.StringVar(&rate, "rate", "", "per-key rate limit override, COUNT/UNIT such as 120/m")
 	f.IntVar(&burst, "burst", 0, "burst of the --rate override (default: the limiter's)")
@@ -169,7 +170,7 @@ func createCommand() *cobra.Command {
 	return c
 }
 
-func newKeyFromFlags(cmd *cobra.Command, org, user, name, tier, rate string, burst int, expiresIn time.Duration) (apikey.NewKey, error) {
+func newKeyFromFlags(cmd *cobra.Command, org, user, name, tier, rate string, burst int, expiresIn string) (apikey.NewKey, error) {
 	type NewKey = apikey.NewKey
 	org = ids.Normalize(org)
 	switch {
@@ -182,32 +183,27 @@ func newKeyFromFlags(cmd *cobra.Command, org, user, name, tier, rate string, bur
 	case !usableUserID(user) || !utf8.ValidString(user):
 		// The same rule the gateway applies before it forwards a user id.
 		return NewKey{}, errors.New("--user must be at most 255 bytes of UTF-8 text without control characters")
-	case len(name) > 255 || strings.ContainsAny(name, "\r\n\x00"):
-		return NewKey{}, errors.New("--name must be at most 255 characters on one line")
-	case cmd.Flags().Changed("expires-in") && expiresIn <= 0:
-		return NewKey{}, fmt.Errorf("--expires-in must be positive, got %s", expiresIn)
-	case tier != "" && !validTier(tier):
-		return NewKey{}, fmt.Errorf("--tier %q: use letters, digits, '-' and '_' (at most 64)", tier)
-	case cmd.Flags().Changed("burst") && rate == "":
-		return NewKey{}, errors.New("--burst needs --rate")
+	}
+	if err := checkNameFlag(name); err != nil {
+		return NewKey{}, err
 	}
 	nk := NewKey{OrganizationID: org, UserID: strings.TrimSpace(user), Name: name, Tier: tier}
-	if expiresIn > 0 {
-		nk.ExpiresAt = time.Now().Add(expiresIn)
-	}
-	if rate != "" {
-		r, err := ratespec.ParseRate(rate)
+	if cmd.Flags().Changed("expires-in") {
+		d, err := parseDurationFlag("expires-in", expiresIn)
 		if err != nil {
-			return NewKey{}, fmt.Errorf("--rate: %w", err)
+			return NewKey{}, err
 		}
-		p := ratespec.Policy{Rate: r}
-		if cmd.Flags().Changed("burst") {
-			if burst < 1 {
-				return NewKey{}, fmt.Errorf("--burst must be at least 1, got %d", burst)
-			}
-			p.Burst = burst
+		if d <= 0 {
+			return NewKey{}, fmt.Errorf("--expires-in must be positive, got %s", expiresIn)
 		}
-		nk.RateLimit = p.String()
+		nk.ExpiresAt = time.Now().Add(d)
+	}
+	if err := checkTierFlag(tier); err != nil {
+		return NewKey{}, err
+	}
+	var err error
+	if nk.RateLimit, err = rateFlag(cmd, rate, burst); err != nil {
+		return NewKey{}, err
 	}
 	return nk, nil
 }
@@ -229,6 +225,10 @@ func printCreated(w io.Writer, k apikey.Key, plain string, asJSON bool) error {
 	if asJSON {
 		j := toJSON(k)
 		j.Key = plain
+		if j.Quota != nil {
+			var none int64 // a new key has used none of it
+			j.Quota.Used = &none
+		}
 		return writeJSON(w, j)
 	}
 	expires := "never"
@@ -263,7 +263,13 @@ func listCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return printList(cmd.OutOrStdout(), keys, asJSON, time.Now())
+				now := time.Now()
+				out := make([]keyJSON, len(keys))
+				for i, k := range keys {
+					out[i] = toJSON(k)
+				}
+				addQuotaUse(ctx, cmd.ErrOrStderr(), keys, out, now)
+				return printList(cmd.OutOrStdout(), keys, out, asJSON, now)
 			})
 		},
 	}
@@ -272,17 +278,14 @@ func listCommand() *cobra.Command {
 	return c
 }
 
-func printList(w io.Writer, keys []apikey.Key, asJSON bool, now time.Time) error {
+// printList prints keys; out[i] is keys[i] as JSON, with quota use.
+func printList(w io.Writer, keys []apikey.Key, out []keyJSON, asJSON bool, now time.Time) error {
 	if asJSON {
-		out := make([]keyJSON, len(keys))
-		for i, k := range keys {
-			out[i] = toJSON(k)
-		}
 		return writeJSON(w, out)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tPREFIX\tNAME\tORGANIZATION\tUSER\tSTATE\tEXPIRES\tTIER\tRATE\tPERMISSIONS\tQUOTA\tLAST USED\tCREATED")
-	for _, k := range keys {
+	for i, k := range keys {
 		state := "enabled"
 		switch {
 		case !k.Enabled:
@@ -292,10 +295,18 @@ func printList(w io.Writer, keys []apikey.Key, asJSON bool, now time.Time) error
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Prefix, dash(k.Name),
 			dash(k.OrganizationID), dash(k.UserID), state, dashTime(k.ExpiresAt), dash(k.Tier),
-			dash(k.RateLimit), dash(strings.Join(k.Permissions, ",")), dash(k.Quota.String()),
+			dash(k.RateLimit), dash(strings.Join(k.Permissions, ",")), dash(quotaColumn(k.Quota, out[i].Quota)),
 			dashTime(k.LastUsedAt), dashTime(k.CreatedAt))
 	}
 	return tw.Flush()
+}
+
+// quotaColumn is "12 of 10000/month" when the use is known, else the quota.
+func quotaColumn(q apikey.Quota, j *quotaJSON) string {
+	if j == nil || j.Used == nil {
+		return q.String()
+	}
+	return fmt.Sprintf("%d of %s", *j.Used, q)
 }
 
 func dash(s string) string {
@@ -316,23 +327,11 @@ func stateCommand(verb, short string) *cobra.Command {
 	return &cobra.Command{
 		Use:   verb + " ID",
 		Short: short,
-		Args: func(_ *cobra.Command, args []string) error {
-			if len(args) != 1 {
-				return fmt.Errorf("keys %s needs exactly one key id, got %d arguments", verb, len(args))
-			}
-			if !ids.Valid(args[0]) {
-				return fmt.Errorf("keys %s: %q is not a key id (a UUID)", verb, args[0])
-			}
-			return nil
-		},
+		Args:  keyIDArg(verb),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := ids.Normalize(args[0])
-			// A change that could not be announced would look applied on no
-			// gateway for up to cache_ttl: check the URL before changing.
-			if u := os.Getenv("AZEN_REDIS_URL"); strings.TrimSpace(u) != "" {
-				if _, err := redisconn.Parse(u); err != nil {
-					return fmt.Errorf("AZEN_REDIS_URL: %v", err)
-				}
+			if err := checkRedisURL(); err != nil {
+				return err
 			}
 			return withCLIStore(cmd, func(ctx context.Context, st *apikey.Store) error {
 				var err error
@@ -351,8 +350,8 @@ func stateCommand(verb, short string) *cobra.Command {
 					return err
 				}
 				past := map[string]string{"disable": "disabled", "enable": "enabled", "delete": "deleted"}[verb]
-				if err := revocation.PublishOnce(ctx, os.Getenv("AZEN_REDIS_URL"), revocation.Key(id)); err != nil {
-					return fmt.Errorf("key %s %s, but the invalidation could not be published on AZEN_REDIS_URL (%v); gateways apply the change within their cache_ttl", id, past, err)
+				if err := announce(ctx, id, past); err != nil {
+					return err
 				}
 				_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s key %s\n", past, id)
 				return err

@@ -98,7 +98,8 @@ func newRuntime(s runtimeSettings, logger *zap.Logger) (*authRuntime, error) {
 	// A runtime is shared across config loads, so no provision context
 	// bounds its life: it gets its own, cancelled when the last user leaves.
 	rt.ctx, rt.cancel = context.WithCancel(context.Background())
-	rt.wg.Add(2)
+	rt.wg.Add(3)
+	go rt.sweepPrevious(previousSweepEvery)
 	go rt.recordUse()
 	go func() {
 		defer rt.wg.Done()

@@ -136,12 +136,17 @@ func Listen(ctx context.Context, client redis.UniversalClient, h Handlers) {
 	everSubscribed := false
 	for ctx.Err() == nil {
 		ps := client.Subscribe(ctx, Channel)
+		// A blocked read does not watch ctx (go-redis bounds it only by its
+		// 5 s idle timeout): closing the subscription ends it at once, so
+		// stopping a gateway or unloading a config does not wait.
+		unblock := context.AfterFunc(ctx, func() { _ = ps.Close() })
 		err := receive(ctx, ps, h, func() {
 			backoff = 50 * time.Millisecond
 			h.Subscribed(everSubscribed)
 			everSubscribed = true
 			lost = false
 		})
+		unblock()
 		_ = ps.Close()
 		if ctx.Err() != nil {
 			return

@@ -124,3 +124,33 @@ func TestNoRedisPublishesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestListenStopsAtOnceWhenCancelled: an idle subscription (blocked in a
+// read go-redis bounds only by its 5 s timeout) ends as soon as ctx is
+// cancelled, so unloading a gateway's config does not wait for it.
+func TestListenStopsAtOnceWhenCancelled(t *testing.T) {
+	rd := testenv.StartRedis(t)
+	o, err := redisconn.Parse(rd.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := o.NewClient()
+	defer client.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	subscribed := make(chan bool, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Listen(ctx, client, Handlers{Revoke: func(Target) {}, Subscribed: func(bool) { subscribed <- true }, Lost: func(error) {}})
+	}()
+	<-subscribed
+	time.Sleep(100 * time.Millisecond) // blocked in the read by now
+	start := time.Now()
+	cancel()
+	select {
+	case <-done:
+		t.Logf("Listen returned %s after cancel", time.Since(start))
+	case <-time.After(2 * time.Second):
+		t.Fatal("Listen still running 2 s after its context was cancelled")
+	}
+}
