@@ -41,7 +41,7 @@ func TestConsoleInABrowser(t *testing.T) {
 		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true), chromedp.Flag("no-default-browser-check", true),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(375, 812))
+		chromedp.UserDataDir(browserProfile(t)), chromedp.WindowSize(375, 812))
 	defer cancel()
 	ctx, cancel := chromedp.NewContext(alloc)
 	defer cancel()
@@ -219,6 +219,24 @@ func TestConsoleInABrowser(t *testing.T) {
 	run("usage at desktop width", chromedp.Navigate(gw+"/console/usage"), chromedp.WaitVisible("#usage-chart", chromedp.ByID))
 	shot("15-usage-desktop")
 	t.Logf("screenshots in %s", shots)
+}
+
+// browserProfile is a fresh --user-data-dir. Chromium's helper processes
+// may still write to it for a moment after the browser is closed, which
+// t.TempDir's cleanup reports as a failure; this one waits for them.
+func browserProfile(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "azen-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		deadline := time.Now().Add(10 * time.Second)
+		for os.RemoveAll(dir) != nil && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	return dir
 }
 
 // keyIDOnPage is the id of the first key on the keys page.
