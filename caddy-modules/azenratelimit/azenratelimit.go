@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 
@@ -86,8 +85,6 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-var tierNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
-
 // Provision sets defaults, parses the policies and loads the shared state.
 // It makes no network call: the Redis client connects on first use.
 func (h *Handler) Provision(ctx caddy.Context) error {
@@ -158,8 +155,8 @@ func (h *Handler) parsePolicies() error {
 	}
 	h.tiers = make(map[string]limiter.Policy, len(h.Tiers))
 	for name, text := range h.Tiers {
-		if !tierNamePattern.MatchString(name) {
-			return fmt.Errorf("tier name %q: use letters, digits, '_', '-' or '.' (at most 64)", name)
+		if !ratespec.ValidTierName(name) {
+			return fmt.Errorf("tier name %q: %s", name, ratespec.TierNameRule)
 		}
 		p, err := ratespec.ParsePolicy(text)
 		if err != nil {
