@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/azen-sh/gateway/caddy-modules/azenerror"
 	"github.com/azen-sh/gateway/internal/contract"
 	"github.com/azen-sh/gateway/internal/ratespec"
 	"github.com/azen-sh/gateway/internal/redisconn"
@@ -196,6 +197,7 @@ func (h *Handler) Cleanup() error {
 // ServeHTTP checks the key (contract §4 order), then forwards the signed
 // identity. Refusals are returned as errors for handle_errors to render.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	w, _ = azenerror.EnsureRequestID(w, r)
 	h.rt.start()
 	now := h.now()
 

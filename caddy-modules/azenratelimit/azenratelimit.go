@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/azen-sh/gateway/caddy-modules/azenerror"
 	"github.com/azen-sh/gateway/caddy-modules/azenratelimit/limiter"
 	"github.com/azen-sh/gateway/internal/contract"
 	"github.com/azen-sh/gateway/internal/ratespec"
@@ -206,6 +207,7 @@ func (h *Handler) Cleanup() error {
 // ServeHTTP decides, sets the headers, and either passes the request on or
 // returns a 429 error for azen_error to render.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	w, _ = azenerror.EnsureRequestID(w, r)
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if repl == nil {
 		repl = caddy.NewReplacer()
