@@ -29,6 +29,14 @@ func startEdgeStack(t *testing.T, gatewayEnv ...string) *edgeStack {
 	}}
 	s.backend = testenv.StartBackend(t, s.env)
 	s.key = testenv.CreateKeyFull(t, s.env, "--rate", "100000/m", "--burst", "100000")
+	s.gateway = s.startGateway(t, gatewayEnv...)
+	return s
+}
+
+// startGateway starts one more gateway on the shipped Caddyfile in front of
+// the stack's backend, with gatewayEnv (in pairs) added.
+func (s *edgeStack) startGateway(t *testing.T, gatewayEnv ...string) *testenv.Gateway {
+	t.Helper()
 	caddyfile, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "Caddyfile"))
 	if err != nil {
 		t.Fatal(err)
@@ -40,6 +48,5 @@ func startEdgeStack(t *testing.T, gatewayEnv ...string) *edgeStack {
 	for i := 0; i+1 < len(gatewayEnv); i += 2 {
 		gwEnv[gatewayEnv[i]] = gatewayEnv[i+1]
 	}
-	s.gateway = testenv.StartGateway(t, string(caddyfile), gwEnv)
-	return s
+	return testenv.StartGateway(t, string(caddyfile), gwEnv)
 }

@@ -372,8 +372,9 @@ func TestSystemEdgeRefusesAbuseCleanly(t *testing.T) {
 		for i := 0; i < 25 && !limited; i++ {
 			req, _ := http.NewRequest("GET", api+"/memory", nil)
 			req.Header.Set("azen-api-key", "azen_"+strings.Repeat("x", 49))
-			// A client prepends addresses of its choice; the proxy it came
-			// through (loopback is trusted) appended the real one.
+			// A client prepends addresses of its choice. The shipped
+			// Caddyfile trusts no proxy, so the peer is the client; were
+			// loopback trusted, strict mode would take the last address.
 			req.Header.Set("X-Forwarded-For", fmt.Sprintf("198.51.100.%d, 203.0.113.77", i))
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
