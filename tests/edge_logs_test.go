@@ -48,11 +48,11 @@ func TestNoKeyInAnyLog(t *testing.T) {
 	gw := s.gateway
 	key := s.key.Key
 	forms := map[string]string{
-		"plain":              key,
-		"first letter %61":   "%61" + key[1:],
-		"underscore %5F":     key[:4] + "%5F" + key[5:],
-		"underscore %5f":     key[:4] + "%5f" + key[5:],
-		"every byte encoded": encodeEvery(key),
+		"plain":                        key,
+		"first letter %61":             "%61" + key[1:],
+		"underscore %5F":               key[:4] + "%5F" + key[5:],
+		"underscore %5f":               key[:4] + "%5f" + key[5:],
+		"every byte encoded":           encodeEvery(key),
 		"body encoded, lower-case hex": key[:5] + strings.ToLower(encodeEvery(key[5:])),
 	}
 
