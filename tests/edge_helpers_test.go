@@ -1,6 +1,10 @@
 package tests
 
 import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -49,4 +53,19 @@ func (s *edgeStack) startGateway(t *testing.T, gatewayEnv ...string) *testenv.Ga
 		gwEnv[gatewayEnv[i]] = gatewayEnv[i+1]
 	}
 	return testenv.StartGateway(t, string(caddyfile), gwEnv)
+}
+
+// sysDo sends req with client and decodes a JSON answer.
+func sysDo(client *http.Client, req *http.Request) (int, map[string]any, error) {
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return resp.StatusCode, nil, fmt.Errorf("status %d, body not JSON: %q", resp.StatusCode, raw)
+	}
+	return resp.StatusCode, out, nil
 }
