@@ -176,6 +176,10 @@ func TestSystemThroughTwoGateways(t *testing.T) {
 			if mems[i].(map[string]any)["id"] != raw[i].(map[string]any)["id"] {
 				t.Errorf("rawMatches[%d] does not score memories[%d]", i, i)
 			}
+			// The SDK's types require values, an array.
+			if _, ok := raw[i].(map[string]any)["values"].([]any); !ok {
+				t.Errorf("rawMatches[%d].values = %#v, want an array", i, raw[i].(map[string]any)["values"])
+			}
 		}
 	})
 
