@@ -73,7 +73,7 @@ func benchReload(b *testing.B, edit func(string) string, newClient func() *http.
 			}
 			_, _ = io.Copy(io.Discard, r.Body)
 			if _, err := signer.Verify(r, time.Now()); err != nil {
-				http.Error(w, "bad signature", 401)
+				http.Error(w, "bad signature", http.StatusUnauthorized)
 				return
 			}
 			w.Header().Set("Content-Type", "application/json")

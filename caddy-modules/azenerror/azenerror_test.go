@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
@@ -71,6 +72,7 @@ func TestAzenErrorInHandleErrors(t *testing.T) {
 		{"405 becomes 404", caddyhttp.Error(405, nil), 404, contract.DefaultMessage(404), false},
 		{"413 becomes 400 that says why", caddyhttp.Error(413, errors.New("http: request body too large")), 400, "Request body is too large.", false},
 		{"non-HTTP error is a 500", errors.New("boom"), 500, contract.MessageInternal, true},
+		{"a stalled body's public message survives its cause", caddyhttp.Error(400, errors.Join(contract.Public("Request body was not received in time."), os.ErrDeadlineExceeded)), 400, "Request body was not received in time.", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
