@@ -112,6 +112,10 @@ func parseObject(data []byte, allowed ...string) (map[string]json.RawMessage, er
 		if err := dec.Decode(&raw); err != nil {
 			return nil, malformed(err)
 		}
+		if r, bad := loneSurrogate(raw); bad {
+			// encoding/json would quietly store U+FFFD in its place.
+			return nil, invalid("%s contains an unpaired UTF-16 surrogate (\\u%04x), which is not Unicode text", name, r)
+		}
 		fields[name] = raw
 	}
 	if _, err := dec.Token(); err != nil { // the closing brace
@@ -121,6 +125,61 @@ func parseObject(data []byte, allowed ...string) (map[string]json.RawMessage, er
 		return nil, invalid("Request body must contain a single JSON object and nothing after it")
 	}
 	return fields, nil
+}
+
+// loneSurrogate finds a \uXXXX escape in JSON text that names half of a
+// UTF-16 surrogate pair without its other half ("\ud800x", "\udc00").
+// Outside strings valid JSON has no backslash, so a scan of the raw value
+// that skips each escaped character is enough.
+func loneSurrogate(raw []byte) (rune, bool) {
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		i++ // the escaped character
+		if i >= len(raw) || raw[i] != 'u' {
+			continue
+		}
+		r, ok := hex4(raw[i+1:])
+		if !ok {
+			continue // the decoder has refused it already
+		}
+		i += 4
+		switch {
+		case r >= 0xdc00 && r <= 0xdfff:
+			return r, true
+		case r >= 0xd800 && r <= 0xdbff:
+			if i+2 < len(raw) && raw[i+1] == '\\' && raw[i+2] == 'u' {
+				if low, ok := hex4(raw[i+3:]); ok && low >= 0xdc00 && low <= 0xdfff {
+					i += 6
+					continue
+				}
+			}
+			return r, true
+		}
+	}
+	return 0, false
+}
+
+// hex4 reads four hex digits.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }
 
 func malformed(err error) error {
@@ -296,7 +355,8 @@ type listRequest struct {
 func parseList(rawQuery string) (listRequest, error) {
 	values, err := url.ParseQuery(rawQuery)
 	if err != nil {
-		return listRequest{}, invalid("Malformed query string")
+		// "invalid URL escape "%zz"", "invalid semicolon separator in query"
+		return listRequest{}, invalid("Malformed query string: %s", err.Error())
 	}
 	req := listRequest{Page: 1, Per: defaultPer}
 	for name, vs := range values {
@@ -320,8 +380,11 @@ func parseList(rawQuery string) (listRequest, error) {
 		}
 	}
 	if v, ok := values["userId"]; ok {
+		if !utf8.ValidString(v[0]) {
+			return listRequest{}, invalid("userId must be UTF-8 text: a percent-escape in it (such as %%ff) decodes to bytes that are not UTF-8")
+		}
 		n := utf8.RuneCountInString(v[0])
-		if n < 1 || n > maxUserIDRunes || !utf8.ValidString(v[0]) {
+		if n < 1 || n > maxUserIDRunes {
 			return listRequest{}, invalid("userId must be 1 to %d characters long, got %d", maxUserIDRunes, n)
 		}
 		if err := checkUserID(v[0]); err != nil {

@@ -20,7 +20,7 @@ func checkDecodeErr(t *testing.T, err error) {
 
 func FuzzParseCreate(f *testing.F) {
 	for _, s := range []string{`{"text":"a"}`, `{"text":"a","dedupKey":"k","metadata":{"a":[1,{"b":null}]}}`,
-		`{"text":1}`, `{"text":"a"}x`, `[]`, `null`, `{"text":"\ud800"}`, `{"metadata":null,"text":"é"}`, `{"a":`, ``} {
+		`{"text":1}`, `{"text":"a"}x`, `[]`, `null`, `{"text":"\ud800"}`, `{"text":"\ud83d\ude00"}`, `{"text":"\\ud800"}`, `{"text":"\udc00\ud800"}`, `{"metadata":null,"text":"é"}`, `{"a":`, ``} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -32,6 +32,12 @@ func FuzzParseCreate(f *testing.F) {
 			}
 			if len(req.Metadata) > maxMetadataBytes || (req.Metadata != nil && req.Metadata[0] != '{') {
 				t.Fatalf("accepted metadata %q", req.Metadata)
+			}
+			// U+FFFD comes out only if the client sent it: an unpaired
+			// surrogate is refused, never replaced.
+			if strings.ContainsRune(req.Text, utf8.RuneError) && !strings.ContainsRune(string(data), utf8.RuneError) &&
+				!strings.Contains(strings.ToLower(string(data)), `\ufffd`) {
+				t.Fatalf("accepted %q as text %q with a replacement character", data, req.Text)
 			}
 		}
 	})

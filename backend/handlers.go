@@ -178,9 +178,13 @@ func (s *server) handleDelete(w http.ResponseWriter, r *http.Request, id contrac
 	return nil
 }
 
+// rawMatch is one item of a search's rawMatches. The published SDK types
+// declare `values` (the original service's embedding vector); this service
+// has no vectors, so it is always an empty array, never absent or null.
 type rawMatch struct {
-	ID    string  `json:"id"`
-	Score float64 `json:"score"`
+	ID     string    `json:"id"`
+	Score  float64   `json:"score"`
+	Values []float64 `json:"values"`
 }
 
 func (s *server) handleSearch(w http.ResponseWriter, r *http.Request, id contract.Identity) error {
@@ -200,7 +204,7 @@ func (s *server) handleSearch(w http.ResponseWriter, r *http.Request, id contrac
 	raw := make([]rawMatch, len(matches))
 	for i, m := range matches {
 		memories[i] = toJSON(m.Memory)
-		raw[i] = rawMatch{ID: m.Memory.ID, Score: m.Score}
+		raw[i] = rawMatch{ID: m.Memory.ID, Score: m.Score, Values: []float64{}}
 	}
 	writeJSON(w, http.StatusOK, struct {
 		Status     string       `json:"status"`

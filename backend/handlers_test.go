@@ -129,6 +129,16 @@ func TestAPIRules(t *testing.T) {
 		{"list: NUL in userId", "GET", "/api/v1/memory?userId=a%00b", "", false, 400, "userId must not contain control characters"},
 		{"search: control character in userId", "POST", "/api/v1/memory/search", `{"query":"tea","userId":"a\u0000b"}`, false, 400, "userId must not contain control characters"},
 		{"create: invalid UTF-8 is refused, not replaced", "POST", "/api/v1/memory", "{\"text\":\"caf\xe9\"}", false, 400, "not valid UTF-8"},
+		{"create: lone high surrogate is refused, not stored as U+FFFD", "POST", "/api/v1/memory", `{"text":"\ud800x"}`, false, 400, `text contains an unpaired UTF-16 surrogate (\ud800)`},
+		{"create: lone low surrogate", "POST", "/api/v1/memory", `{"text":"a\uDC00"}`, false, 400, `text contains an unpaired UTF-16 surrogate (\udc00)`},
+		{"create: high surrogate at the end", "POST", "/api/v1/memory", `{"text":"a\ud83d"}`, false, 400, "text contains an unpaired UTF-16 surrogate"},
+		{"create: high surrogate before a non-surrogate escape", "POST", "/api/v1/memory", `{"text":"\ud83d\u0041"}`, false, 400, "text contains an unpaired UTF-16 surrogate"},
+		{"create: lone surrogate in metadata", "POST", "/api/v1/memory", `{"text":"a","metadata":{"k":["\udfff"]}}`, false, 400, "metadata contains an unpaired UTF-16 surrogate"},
+		{"search: lone surrogate in query", "POST", "/api/v1/memory/search", `{"query":"\ud800"}`, false, 400, "query contains an unpaired UTF-16 surrogate"},
+		{"patch: a surrogate pair is one character", "PATCH", "/api/v1/memory/" + id, `{"text":"\ud83d\ude00 an existing memory"}`, false, 200, ""},
+		{"patch: an escaped backslash before u is no surrogate", "PATCH", "/api/v1/memory/" + id, `{"text":"C:\\ud800 an existing memory"}`, false, 200, ""},
+		{"list: userId that is not UTF-8 says so", "GET", "/api/v1/memory?userId=%ff", "", false, 400, "userId must be UTF-8 text"},
+		{"list: malformed percent-escape names it", "GET", "/api/v1/memory?per=%zz", "", false, 400, `Malformed query string: invalid URL escape "%zz"`},
 		{"list: cursor with page", "GET", "/api/v1/memory?cursor=&page=2", "", false, 400, "cursor cannot be combined with page"},
 		{"list: empty userId", "GET", "/api/v1/memory?userId=", "", false, 400, "userId must be 1 to 255"},
 		{"patch: neither text nor metadata", "PATCH", "/api/v1/memory/" + id, `{}`, false, 400, "text or metadata is required"},
@@ -231,8 +241,12 @@ func TestAPIShapes(t *testing.T) {
 	}
 	mems, raws := body["memories"].([]any), body["rawMatches"].([]any)
 	if len(mems) != 1 || len(raws) != 1 || raws[0].(map[string]any)["id"] != id || mems[0].(map[string]any)["id"] != id ||
-		keys(raws[0].(map[string]any)) != "id,score" {
+		keys(raws[0].(map[string]any)) != "id,score,values" {
 		t.Errorf("search results: %v", body)
+	}
+	// The SDK's types require rawMatches[].values to be an array.
+	if v, ok := raws[0].(map[string]any)["values"].([]any); !ok || len(v) != 0 {
+		t.Errorf("rawMatches[0].values = %#v, want an empty array", raws[0].(map[string]any)["values"])
 	}
 
 	code, body, _ = e.do("PATCH", "/api/v1/memory/"+id, `{"metadata":null}`, orgA, "u1")

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -116,7 +117,9 @@ func serve(ctx context.Context, cfg config, ccfg consoleConfig, stdout io.Writer
 
 	handler := newServer(store, signer, logger)
 	handler.mountConsole(cons)
+	conns := newConnTracker()
 	srv := &http.Server{
+		ConnState:         conns.track,
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
@@ -124,10 +127,11 @@ func serve(ctx context.Context, cfg config, ccfg consoleConfig, stdout io.Writer
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
+	tcp, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("AZEN_BACKEND_ADDR: listen on %s: %v", cfg.Addr, err)
 	}
+	ln := &onceCloseListener{Listener: tcp}
 	logger.Info("listening", "addr", ln.Addr().String(), "database", db.Kind, "encryption_key", cfg.EncryptionKeys[0].ID)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -151,7 +155,15 @@ func serve(ctx context.Context, cfg config, ccfg consoleConfig, stdout io.Writer
 	case <-again:
 		logger.Info("second signal: ending the drain now")
 	}
+	// Close the listener first (new connections are refused, and a proxy
+	// retries a refused dial elsewhere), then let every connection already
+	// accepted deliver and finish its request: http.Server.Shutdown drops a
+	// request that it reads after it began, which a proxy sees as EOF on a
+	// POST it will not retry. Answers say Connection: close, so each such
+	// connection ends with its request.
 	logger.Info("shutting down: finishing in-flight requests")
+	_ = ln.Close()
+	conns.waitQuiet(10 * time.Second)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -159,6 +171,53 @@ func serve(ctx context.Context, cfg config, ccfg consoleConfig, stdout io.Writer
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// onceCloseListener lets the drain close the listener before
+// http.Server.Shutdown, which closes it again.
+type onceCloseListener struct {
+	net.Listener
+	once sync.Once
+	err  error
+}
+
+func (l *onceCloseListener) Close() error {
+	l.once.Do(func() { l.err = l.Listener.Close() })
+	return l.err
+}
+
+// connTracker knows which connections are between accepting and finishing
+// a request (http.StateNew or StateActive).
+type connTracker struct {
+	mu   sync.Mutex
+	busy map[net.Conn]bool
+}
+
+func newConnTracker() *connTracker { return &connTracker{busy: map[net.Conn]bool{}} }
+
+func (t *connTracker) track(c net.Conn, st http.ConnState) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch st {
+	case http.StateNew, http.StateActive:
+		t.busy[c] = true
+	default:
+		delete(t.busy, c)
+	}
+}
+
+// waitQuiet waits until no connection is busy, or at most max.
+func (t *connTracker) waitQuiet(max time.Duration) {
+	deadline := time.Now().Add(max)
+	for time.Now().Before(deadline) {
+		t.mu.Lock()
+		n := len(t.busy)
+		t.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // runRotate is `azen-backend rotate-keys`.

@@ -38,22 +38,29 @@ const (
 	requestIDKey
 )
 
-// statusRecorder remembers the status a handler wrote.
+// statusRecorder remembers the status a handler wrote. While the server
+// drains, it also marks every response `Connection: close`, so a proxy
+// stops reusing its keep-alive connections to this replica one by one as
+// they answer, before the listener and the idle ones are closed.
 type statusRecorder struct {
 	http.ResponseWriter
-	status int
+	status   int
+	draining *atomic.Bool
 }
 
 func (w *statusRecorder) WriteHeader(code int) {
 	if w.status == 0 {
 		w.status = code
+		if w.draining.Load() {
+			w.Header().Set("Connection", "close")
+		}
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *statusRecorder) Write(b []byte) (int, error) {
 	if w.status == 0 {
-		w.status = http.StatusOK
+		w.WriteHeader(http.StatusOK)
 	}
 	return w.ResponseWriter.Write(b)
 }
@@ -67,7 +74,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	reqID := contract.EnsureRequestID(w, r)
 	r = r.WithContext(context.WithValue(r.Context(), requestIDKey, reqID))
-	rec := &statusRecorder{ResponseWriter: w}
+	rec := &statusRecorder{ResponseWriter: w, draining: &s.draining}
 	_, pattern := s.mux.Handler(r)
 	route := pattern
 	defer func() {

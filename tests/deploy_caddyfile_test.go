@@ -219,9 +219,9 @@ func TestShippedCaddyfileAdapt(t *testing.T) {
 		}
 	})
 	api := deployHandlers(t, deployRoute(t, routes, "/api/v1/*"))
-	t.Run("api goes through auth (which bounds the body), permissions, then limits, then the proxy", func(t *testing.T) {
+	t.Run("api goes through CORS, auth (which bounds the body), permissions, then limits, then the proxy", func(t *testing.T) {
 		names := deployHandlerNames(t, api)
-		if !slices.Equal(names, []string{"azen_auth", "azen_permissions", "azen_permissions", "azen_permissions", "azen_ratelimit", "reverse_proxy"}) {
+		if !slices.Equal(names, []string{"azen_cors", "azen_auth", "azen_permissions", "azen_permissions", "azen_permissions", "azen_ratelimit", "reverse_proxy"}) {
 			t.Errorf("/api/v1/* handlers %v", names)
 		}
 	})

@@ -156,7 +156,7 @@ func TestGatewayErrorsAreContractBodies(t *testing.T) {
 
 func TestGatewayBinaryHasOurModules(t *testing.T) {
 	out := testenv.Command(t, nil, "list-modules")
-	for _, id := range []string{"http.handlers.azen_auth", "http.handlers.azen_ratelimit", "http.handlers.azen_error", "http.handlers.reverse_proxy"} {
+	for _, id := range []string{"http.handlers.azen_auth", "http.handlers.azen_ratelimit", "http.handlers.azen_error", "http.handlers.azen_cors", "http.handlers.reverse_proxy"} {
 		if !strings.Contains(out, id+"\n") {
 			t.Errorf("list-modules lacks %s", id)
 		}

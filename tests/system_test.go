@@ -186,6 +186,10 @@ func TestSystemThroughTwoGateways(t *testing.T) {
 			if mems[i].(map[string]any)["id"] != raw[i].(map[string]any)["id"] {
 				t.Errorf("rawMatches[%d] does not score memories[%d]", i, i)
 			}
+			// The SDK's types require values, an array.
+			if _, ok := raw[i].(map[string]any)["values"].([]any); !ok {
+				t.Errorf("rawMatches[%d].values = %#v, want an array", i, raw[i].(map[string]any)["values"])
+			}
 		}
 	})
 
@@ -382,8 +386,9 @@ func TestSystemEdgeRefusesAbuseCleanly(t *testing.T) {
 		for i := 0; i < 25 && !limited; i++ {
 			req, _ := http.NewRequest("GET", api+"/memory", nil)
 			req.Header.Set("azen-api-key", "azen_"+strings.Repeat("x", 49))
-			// A client prepends addresses of its choice; the proxy it came
-			// through (loopback is trusted) appended the real one.
+			// A client prepends addresses of its choice. The shipped
+			// Caddyfile trusts no proxy, so the peer is the client; were
+			// loopback trusted, strict mode would take the last address.
 			req.Header.Set("X-Forwarded-For", fmt.Sprintf("198.51.100.%d, 203.0.113.77", i))
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/azen-sh/gateway/caddy-modules/azenerror"
 	"github.com/azen-sh/gateway/internal/apikey"
 	"github.com/azen-sh/gateway/internal/contract"
 	"github.com/azen-sh/gateway/internal/ratespec"
@@ -216,6 +217,7 @@ func (h *Handler) Cleanup() error {
 // sessions), then forwards the request with its body read and its identity
 // signed. Refusals are returned as errors for handle_errors to render.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	w, _ = azenerror.EnsureRequestID(w, r)
 	h.rt.start()
 	now := h.now()
 	a := accessOf(r.URL.Path)

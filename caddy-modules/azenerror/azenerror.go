@@ -72,7 +72,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	if repl == nil {
 		repl = caddy.NewReplacer()
 	}
-	requestID := contract.EnsureRequestID(w, r)
+	w, requestID := EnsureRequestID(w, r)
 
 	handled, _ := r.Context().Value(caddyhttp.ErrorCtxKey).(error)
 	code := http.StatusInternalServerError

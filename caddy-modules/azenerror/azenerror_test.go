@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
@@ -71,6 +72,7 @@ func TestAzenErrorInHandleErrors(t *testing.T) {
 		{"405 becomes 404", caddyhttp.Error(405, nil), 404, contract.DefaultMessage(404), false},
 		{"413 becomes 400 that says why", caddyhttp.Error(413, errors.New("http: request body too large")), 400, "Request body is too large.", false},
 		{"non-HTTP error is a 500", errors.New("boom"), 500, contract.MessageInternal, true},
+		{"a stalled body's public message survives its cause", caddyhttp.Error(400, errors.Join(contract.Public("Request body was not received in time."), os.ErrDeadlineExceeded)), 400, "Request body was not received in time.", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -148,5 +150,33 @@ func TestRequestIDHandler(t *testing.T) {
 	}
 	if v, _ := repl.GetString("azen.request_id"); v != "from-client" {
 		t.Errorf("placeholder %q", v)
+	}
+}
+
+// TestEnsureRequestIDOnce: the first call fixes the id; later calls (the
+// other azen handlers of the same request) return it unchanged, and the
+// response carries exactly that one id even when the upstream echoed it.
+func TestEnsureRequestIDOnce(t *testing.T) {
+	repl := caddy.NewReplacer()
+	r := httptest.NewRequest("GET", "/", nil)
+	r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl))
+	r.Header.Set(contract.RequestIDHeader, "bad id")
+	rec := httptest.NewRecorder()
+	w1, id := EnsureRequestID(rec, r)
+	if !contract.SaneRequestID(id) || id == "bad id" || r.Header.Get(contract.RequestIDHeader) != id {
+		t.Fatalf("first call: id %q, request header %q", id, r.Header.Get(contract.RequestIDHeader))
+	}
+	w2, again := EnsureRequestID(w1, r)
+	if again != id || w2 != w1 {
+		t.Fatalf("second call: id %q (want %q), writer wrapped again: %v", again, id, w2 != w1)
+	}
+	if v, _ := repl.GetString(RequestIDPlaceholder); v != id {
+		t.Errorf("placeholder %q", v)
+	}
+	// What reverse_proxy does with an upstream that echoes the id.
+	w2.Header().Add(contract.RequestIDHeader, id)
+	w2.WriteHeader(http.StatusOK)
+	if got := rec.Result().Header.Values(contract.RequestIDHeader); len(got) != 1 || got[0] != id {
+		t.Errorf("response X-Request-Id %q, want exactly [%s]", got, id)
 	}
 }

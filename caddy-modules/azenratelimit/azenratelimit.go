@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/azen-sh/gateway/caddy-modules/azenerror"
 	"github.com/azen-sh/gateway/caddy-modules/azenratelimit/limiter"
 	"github.com/azen-sh/gateway/internal/contract"
 	"github.com/azen-sh/gateway/internal/ratespec"
@@ -85,8 +85,6 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 		New: func() caddy.Module { return new(Handler) },
 	}
 }
-
-var tierNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
 // Provision sets defaults, parses the policies and loads the shared state.
 // It makes no network call: the Redis client connects on first use.
@@ -158,8 +156,8 @@ func (h *Handler) parsePolicies() error {
 	}
 	h.tiers = make(map[string]limiter.Policy, len(h.Tiers))
 	for name, text := range h.Tiers {
-		if !tierNamePattern.MatchString(name) {
-			return fmt.Errorf("tier name %q: use letters, digits, '_', '-' or '.' (at most 64)", name)
+		if !ratespec.ValidTierName(name) {
+			return fmt.Errorf("tier name %q: %s", name, ratespec.TierNameRule)
 		}
 		p, err := ratespec.ParsePolicy(text)
 		if err != nil {
@@ -209,6 +207,7 @@ func (h *Handler) Cleanup() error {
 // ServeHTTP decides, sets the headers, and either passes the request on or
 // returns a 429 error for azen_error to render.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	w, _ = azenerror.EnsureRequestID(w, r)
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if repl == nil {
 		repl = caddy.NewReplacer()

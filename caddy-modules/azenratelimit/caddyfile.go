@@ -101,8 +101,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Err("tier wants: tier NAME RATE [burst N]")
 			}
 			name := args[0]
-			if !tierNamePattern.MatchString(name) {
-				return d.Errf("tier name %q: use letters, digits, '_', '-' or '.' (at most 64)", name)
+			if !ratespec.ValidTierName(name) {
+				return d.Errf("tier name %q: %s", name, ratespec.TierNameRule)
 			}
 			if _, dup := h.Tiers[name]; dup {
 				return d.Errf("duplicate tier %q", name)

@@ -7,6 +7,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/azen-sh/gateway/internal/ratespec"
 )
 
 func TestUnmarshalCaddyfile(t *testing.T) {
@@ -84,6 +86,28 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				if h.Tiers[k] != v {
 					t.Errorf("tier %s = %q, want %q", k, h.Tiers[k], v)
 				}
+			}
+		})
+	}
+}
+
+// TestTierNamesFollowTheSharedRule: a tier line accepts exactly the names
+// ratespec.ValidTierName accepts, the rule the keys CLI applies to --tier,
+// so every tier a key can carry is one a Caddyfile can define.
+func TestTierNamesFollowTheSharedRule(t *testing.T) {
+	for _, name := range []string{"pro", "gold.v2", "team_a-1", "2024", "_x", "-x", ".x", "a/b", "grün", strings.Repeat("t", 64), strings.Repeat("t", 65)} {
+		t.Run(name, func(t *testing.T) {
+			var h Handler
+			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("azen_ratelimit {\n tier " + name + " 5/m\n}"))
+			if want := ratespec.ValidTierName(name); (err == nil) != want {
+				t.Fatalf("tier %q: parse error %v, but ratespec.ValidTierName says %v", name, err, want)
+			}
+			if err != nil && !strings.Contains(err.Error(), ratespec.TierNameRule) {
+				t.Errorf("error %q does not state the rule", err)
+			}
+			h = Handler{Tiers: map[string]string{name: "5/m"}}
+			if err := h.applyDefaults(); (err == nil) != ratespec.ValidTierName(name) {
+				t.Errorf("tier %q in JSON config: provision error %v", name, err)
 			}
 		})
 	}

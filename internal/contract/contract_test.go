@@ -111,6 +111,10 @@ func TestRequestID(t *testing.T) {
 		{"too long replaced", strings.Repeat("a", 129), false},
 		{"max length kept", strings.Repeat("a", 128), true},
 		{"non-ascii replaced", "idé", false},
+		{"an API key is never kept", "azen_" + strings.Repeat("A1b2", 12), false},
+		{"a key inside an id is never kept", "req-azen_" + strings.Repeat("x", 40), false},
+		{"a key in upper case is never kept", "AZEN_" + strings.Repeat("x", 40), false},
+		{"azen without the underscore is fine", "azen-req-1", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

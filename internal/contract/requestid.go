@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
+	"strings"
 )
 
 // RequestIDHeader carries the request id on requests and responses.
@@ -13,9 +14,12 @@ const RequestIDHeader = "X-Request-Id"
 const maxRequestIDLen = 128
 
 // SaneRequestID reports whether a client-sent id may be kept: 1 to 128
-// characters from a conservative set, so it is safe in logs and headers.
+// characters from a conservative set, so it is safe in logs and headers,
+// and nothing shaped like an API key: an id is logged by the gateway and
+// the backend and echoed back, so a key sent as X-Request-Id (by mistake
+// or to plant it in the logs) must be replaced, never kept.
 func SaneRequestID(id string) bool {
-	if id == "" || len(id) > maxRequestIDLen {
+	if id == "" || len(id) > maxRequestIDLen || containsKeyPrefix(id) {
 		return false
 	}
 	for i := 0; i < len(id); i++ {
@@ -51,4 +55,10 @@ func EnsureRequestID(w http.ResponseWriter, r *http.Request) string {
 	}
 	w.Header().Set(RequestIDHeader, id)
 	return id
+}
+
+// containsKeyPrefix reports whether s contains "azen_" in any case, the
+// start of every API key (contract §4).
+func containsKeyPrefix(s string) bool {
+	return strings.Contains(strings.ToLower(s), "azen_")
 }

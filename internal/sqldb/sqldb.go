@@ -5,9 +5,13 @@ package sqldb
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -15,7 +19,6 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
 	"github.com/jmoiron/sqlx"
 	"modernc.org/sqlite"
-	_ "modernc.org/sqlite" // registers "sqlite"
 )
 
 // DefaultURL is used when AZEN_DATABASE_URL is unset: the embedded default.
@@ -32,6 +35,7 @@ type Target struct {
 	Kind   string // Postgres or SQLite
 	Driver string // database/sql driver name
 	DSN    string
+	Path   string // SQLite: the database file
 }
 
 // Parse interprets a database URL: postgres:// or postgresql:// selects
@@ -62,7 +66,7 @@ func Parse(raw string) (Target, error) {
 		// writers queue instead of failing with SQLITE_BUSY half-way.
 		dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
 			"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate&_time_format=sqlite"
-		return Target{Kind: SQLite, Driver: "sqlite", DSN: dsn}, nil
+		return Target{Kind: SQLite, Driver: "sqlite", DSN: dsn, Path: path}, nil
 	default:
 		return Target{}, errors.New("must start with postgres://, postgresql:// or sqlite:PATH")
 	}
@@ -81,8 +85,14 @@ func Open(raw string) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := sqlx.Open(t.Driver, t.DSN)
-	if err != nil {
+	var db *sqlx.DB
+	if t.Kind == SQLite {
+		c, err := sqlite.NewConnector(t.DSN)
+		if err != nil {
+			return nil, fmt.Errorf("open %s database: %w", t.Kind, err)
+		}
+		db = sqlx.NewDb(sql.OpenDB(privateFile{Connector: c, path: t.Path}), t.Driver)
+	} else if db, err = sqlx.Open(t.Driver, t.DSN); err != nil {
 		return nil, fmt.Errorf("open %s database: %w", t.Kind, err)
 	}
 	if t.Kind == Postgres {
@@ -95,6 +105,38 @@ func Open(raw string) (*DB, error) {
 		db.SetMaxIdleConns(8)
 	}
 	return &DB{DB: db, Kind: t.Kind}, nil
+}
+
+// privateFile creates the SQLite file readable by its owner only (0600)
+// before the first connection opens it. The database holds key hashes and
+// encrypted memories; SQLite would create it with the umask's mode
+// (usually 0644), and it gives the -wal and -shm files the mode of the
+// main file. An existing file keeps its mode: it is the operator's.
+type privateFile struct {
+	driver.Connector
+	path string
+}
+
+func (c privateFile) Connect(ctx context.Context) (driver.Conn, error) {
+	if err := createPrivate(c.path); err != nil {
+		return nil, err
+	}
+	return c.Connector.Connect(ctx)
+}
+
+// createPrivate creates path with mode 0600 unless it exists already.
+func createPrivate(path string) error {
+	if path == ":memory:" {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("create sqlite database file: %w", err)
+	}
+	return f.Close()
 }
 
 // Ping checks that the database answers within ctx.

@@ -2,10 +2,13 @@ package sqldb
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/azen-sh/gateway/internal/testenv"
@@ -126,5 +129,52 @@ func TestPingFailsCleanlyWhenPostgresIsDown(t *testing.T) {
 	pg.Start()
 	if err := db.Ping(context.Background()); err != nil {
 		t.Fatalf("ping after restart: %v", err)
+	}
+}
+
+// TestSQLiteFileIsCreatedPrivate: the file holds key hashes and encrypted
+// memories, so a new database (and the WAL files SQLite makes beside it)
+// is readable by its owner only, whatever the umask allows; an existing
+// file keeps the mode its operator gave it.
+func TestSQLiteFileIsCreatedPrivate(t *testing.T) {
+	old := syscall.Umask(0o022) // the usual umask: files come out 0644
+	defer syscall.Umask(old)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "azen.db")
+	db, err := Open("sqlite:" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Open created the file before any connection: %v", err)
+	}
+	if err := db.Migrate(context.Background(), "test", os.DirFS("testdata"), "migrations"); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"azen.db", "azen.db-wal", "azen.db-shm"} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if perm := fi.Mode().Perm(); perm != 0o600 {
+			t.Errorf("%s has mode %o, want 600", name, perm)
+		}
+	}
+
+	existing := filepath.Join(dir, "shared.db")
+	if err := os.WriteFile(existing, nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	db2, err := Open("sqlite:" + existing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	if err := db2.Ping(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(existing); fi.Mode().Perm() != 0o640 {
+		t.Errorf("an existing file's mode changed to %o", fi.Mode().Perm())
 	}
 }

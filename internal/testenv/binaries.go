@@ -75,10 +75,21 @@ func (g *Gateway) waitReady(t testing.TB) {
 // Reload replaces the Caddyfile and applies it with `azen-gateway reload`,
 // as an operator would. It returns the command's combined output and error.
 func (g *Gateway) Reload(caddyfile string) (string, error) {
+	return g.reload(caddyfile)
+}
+
+// ReloadForce is Reload with --force: the config is applied even when it
+// did not change, as an operator forcing a restart of the servers would.
+func (g *Gateway) ReloadForce(caddyfile string) (string, error) {
+	return g.reload(caddyfile, "--force")
+}
+
+func (g *Gateway) reload(caddyfile string, flags ...string) (string, error) {
 	if err := os.WriteFile(g.config, []byte(caddyfile), 0o600); err != nil {
 		return "", err
 	}
-	cmd := exec.Command(g.bin, "reload", "--config", g.config, "--adapter", "caddyfile", "--address", g.AdminAddr)
+	args := append([]string{"reload", "--config", g.config, "--adapter", "caddyfile", "--address", g.AdminAddr}, flags...)
+	cmd := exec.Command(g.bin, args...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir()}
 	for k, v := range g.env {
 		cmd.Env = append(cmd.Env, k+"="+v)
