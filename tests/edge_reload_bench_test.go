@@ -72,7 +72,7 @@ func benchReload(b *testing.B, edit func(string) string, newClient func() *http.
 				return
 			}
 			_, _ = io.Copy(io.Discard, r.Body)
-			if _, err := signer.Verify(r, time.Now()); err != nil {
+			if _, _, err := signer.Verify(r, time.Now()); err != nil {
 				http.Error(w, "bad signature", http.StatusUnauthorized)
 				return
 			}
