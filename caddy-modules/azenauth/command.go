@@ -208,19 +208,6 @@ func newKeyFromFlags(cmd *cobra.Command, org, user, name, tier, rate string, bur
 	return nk, nil
 }
 
-func validTier(s string) bool {
-	if len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
-
 func printCreated(w io.Writer, k apikey.Key, plain string, asJSON bool) error {
 	if asJSON {
 		j := toJSON(k)

@@ -47,8 +47,8 @@ func checkNameFlag(name string) error {
 
 // checkTierFlag is the --tier rule ("" is no tier).
 func checkTierFlag(tier string) error {
-	if tier != "" && !validTier(tier) {
-		return fmt.Errorf("--tier %q: use letters, digits, '-' and '_' (at most 64)", tier)
+	if tier != "" && !ratespec.ValidTierName(tier) {
+		return fmt.Errorf("--tier %q: %s", tier, ratespec.TierNameRule)
 	}
 	return nil
 }

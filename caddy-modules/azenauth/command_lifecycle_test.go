@@ -25,3 +25,14 @@ func TestDurationFlagsAcceptDays(t *testing.T) {
 		}
 	}
 }
+
+// TestTierFlagFollowsTheCaddyfileRule: the CLI takes exactly the tier names
+// a Caddyfile's `tier` line can define (issue 9: `--tier _x` was accepted
+// but could never match, `tier gold.v2` parsed but the CLI refused it).
+func TestTierFlagFollowsTheCaddyfileRule(t *testing.T) {
+	for tier, ok := range map[string]bool{"": true, "pro": true, "gold.v2": true, "a-b_c": true, "_x": false, ".x": false, "pro plan": false, strings.Repeat("x", 65): false} {
+		if err := checkTierFlag(tier); (err == nil) != ok {
+			t.Errorf("checkTierFlag(%q) = %v", tier, err)
+		}
+	}
+}
