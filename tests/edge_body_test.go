@@ -26,7 +26,9 @@ import (
 // replica, answers 400, and no upstream records a failure.
 func TestAClientsBadBodyNeverCountsAgainstAReplica(t *testing.T) {
 	s := startSystemWith(t, 2, 1, func(c string) string {
-		// HTTP/2 without TLS, as behind a load balancer that speaks h2c.
+		// HTTP/2 without TLS, as behind a load balancer that speaks h2c,
+		// and a short read_body for the stalled upload.
+		c = strings.Replace(c, "read_body 30s", "read_body 1s", 1)
 		return strings.Replace(c, "\t\ttrusted_proxies_strict\n", "\t\ttrusted_proxies_strict\n\t\tprotocols h1 h2 h2c\n", 1)
 	})
 	gw := s.gateways[0]
@@ -99,6 +101,26 @@ func TestAClientsBadBodyNeverCountsAgainstAReplica(t *testing.T) {
 			}
 		})
 	}
+	// A client that stops sending its body past read_body, but is still
+	// there, gets a 400 with the contract body (it used to get an empty 499
+	// from the proxy).
+	t.Run("an upload that stalls past read_body", func(t *testing.T) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(15 * time.Second))
+		fmt.Fprintf(c, "POST /api/v1/memory HTTP/1.1\r\nHost: gw\r\nazen-api-key: %s\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"text\":", attacker.Key)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("no answer to a stalled upload: %v", err)
+		}
+		e := getJSONError(t, resp, http.StatusBadRequest)
+		if e.Message != "Request body was not received in time." || resp.Header.Get("X-Request-Id") == "" {
+			t.Fatalf("message %q, request id %q", e.Message, resp.Header.Get("X-Request-Id"))
+		}
+	})
 	time.Sleep(200 * time.Millisecond)
 	close(stop)
 	wg.Wait()
@@ -177,3 +199,4 @@ func upstreamStates(t *testing.T, adminAddr string) []upstreamState {
 	}
 	return out
 }
+
