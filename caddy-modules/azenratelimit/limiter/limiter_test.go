@@ -1,7 +1,6 @@
 package limiter
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 	"sync"
@@ -57,7 +56,7 @@ func TestBucketNamespacing(t *testing.T) {
 		}
 		seen[b] = what
 	}
-	if got, want := def.Bucket("k1"), "azen:rl:default:60/60s/60:k1"; got != want {
+	if got, want := def.Bucket("k1"), "azen:rl:{k1}:default:60/60s/60"; got != want {
 		t.Errorf("bucket %q, want %q", got, want)
 	}
 	long := def.Bucket(string(make([]byte, 500)))
