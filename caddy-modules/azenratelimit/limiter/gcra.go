@@ -25,6 +25,11 @@ import (
 // what it returns, the rest counts as spent); a hold that is not settled by
 // its expiry counts as spent at its expiry.
 
+// A pocket is at most burst / (50 × gateways) tokens (what it keeps
+// included), so all pockets together never hold more than
+// 2 % of the bucket: even if none were spent or returned, at least 98 % of
+// what the policy allows stays grantable.
+//
 // leaseEpoch is 2017-01-01T00:00:00Z in Unix seconds: the script counts
 // microseconds from it (as redis_rate does) to keep numbers well inside a
 // float64's exact range.
@@ -150,7 +155,8 @@ func (s *gcraState) lease(now float64, a leaseArgs) leaseResult {
 	var gExtra int64
 	if a.extra > 0 {
 		spare := avail - float64(gNeed)
-		gExtra = max(0, min(a.extra, int64(math.Floor((spare+availEpsilon)/(2*gateways)))))
+		gExtra = max(0, min(a.extra, int64(math.Floor((spare+availEpsilon)/(2*gateways))),
+			int64(math.Floor(burst/(50*gateways)))-keep))
 	}
 	s.tat += float64(gNeed+gExtra) * e
 	ownHeld := keep + gExtra

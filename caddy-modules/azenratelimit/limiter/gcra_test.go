@@ -145,36 +145,29 @@ func FuzzLeaseArithmetic(f *testing.F) {
 	})
 }
 
-// Without holds, a lease call is plain GCRA: a bucket of burst 5 at 60/m
-// grants 5 at once, then one a second; returned tokens are never more than
-// the holder held, and never make the bucket fuller than full.
+// Returned tokens are never more than the holder held, and never make the
+// bucket fuller than full: held tokens count against the cap while held.
 func TestLeaseReturnsNeverOverfill(t *testing.T) {
-	p := policy(t, "p", "60/m burst 10")
-	e := p.emissionMicros()
+	p := policy(t, "p", "1000/s burst 1000")
 	var s gcraState
 	now := 1e12
-	base := leaseArgs{emission: e, burst: 10, holder: "a", cost: 1, gateways: 1, ttl: 1e6, retain: 1e7}
+	base := leaseArgs{emission: p.emissionMicros(), burst: 1000, holder: "a", cost: 1, gateways: 1, ttl: 1e6, retain: 1e7}
 	a := base
-	a.seq, a.extra = 1, 8
+	a.seq, a.extra = 1, 30
 	r := s.lease(now, a)
-	if r.extra != 5 || r.avail != 5 { // extra is at most half of what is there
+	if r.extra != 20 || r.avail != 980 { // a pocket is at most 2 % of the burst
 		t.Fatalf("first lease %+v", r)
 	}
-	// Another holder takes the rest; then a returns more than it holds.
-	b := base
-	b.holder, b.seq, b.need = "b", 1, 5
-	if r := s.lease(now, b); r.need != 5 || r.avail != 0 {
-		t.Fatalf("b %+v", r)
-	}
+	// Half a second later the bucket has refilled, but a's 20 still count.
 	a = base
-	a.seq, a.confirm, a.ret = 2, 1, 50
-	r = s.lease(now+60e6, a) // a minute later: everything refilled
-	if r.avail != 10 {
-		t.Fatalf("after return: avail %d, want 10 (full, not more)", r.avail)
+	a.seq, a.confirm, a.ret = 2, 1, 50 // returns more than it holds
+	r = s.lease(now+5e5, a)
+	if !r.found || r.avail != 1000 {
+		t.Fatalf("after return: %+v, want avail 1000 (full, not more)", r)
 	}
-	// A return with a stale confirmation changes nothing twice.
+	// A return with a confirmation that no longer holds changes nothing.
 	a.seq = 3
-	if r := s.lease(now+60e6, a); r.found || r.avail != 10 {
+	if r := s.lease(now+5e5, a); r.found || r.avail != 1000 {
 		t.Fatalf("second return %+v", r)
 	}
 }

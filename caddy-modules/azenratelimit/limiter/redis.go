@@ -116,7 +116,8 @@ local g_need = math.max(0, math.min(need, math.floor((avail + 1e-9) / cost) * co
 local g_extra = 0
 if extra > 0 then
   local spare = avail - g_need
-  g_extra = math.max(0, math.min(extra, math.floor((spare + 1e-9) / (2 * gateways))))
+  g_extra = math.max(0, math.min(extra, math.floor((spare + 1e-9) / (2 * gateways)),
+    math.floor(burst / (50 * gateways)) - keep))
 end
 -- (quota: bound g_need and g_extra by the quota left in KEYS[2] here, and
 -- count them there.)
