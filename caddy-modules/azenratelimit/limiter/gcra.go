@@ -53,6 +53,7 @@ type gcraState struct {
 	exists bool
 	tat    float64
 	gen    string
+	taken  int64 // tokens taken since the bucket was created, net of returns
 	holds  map[string]*hold
 }
 
@@ -103,6 +104,7 @@ func (s *gcraState) lease(now float64, a leaseArgs) leaseResult {
 	if !s.exists {
 		s.exists = true
 		s.tat = now
+		s.taken = 0
 		s.holds = nil
 		if a.holder != "" { // the in-process limiter has no holders and no generations
 			sec := int64(now)/1e6 + leaseEpoch
@@ -111,7 +113,9 @@ func (s *gcraState) lease(now float64, a leaseArgs) leaseResult {
 		}
 	}
 	if a.hint > 0 && a.genSeen != s.gen {
-		s.tat = math.Max(s.tat, a.hint)
+		// A bucket the store lost starts from what this holder last saw of
+		// it (plus what was taken since), not full.
+		s.tat = math.Max(s.tat, a.hint+float64(s.taken)*e)
 	}
 	own := s.holds[a.holder]
 
@@ -159,6 +163,7 @@ func (s *gcraState) lease(now float64, a leaseArgs) leaseResult {
 			int64(math.Floor(burst/(50*gateways)))-keep))
 	}
 	s.tat += float64(gNeed+gExtra) * e
+	s.taken += a.debt + gNeed + gExtra - ret
 	ownHeld := keep + gExtra
 	avail = burst - (s.tat-now)/e
 

@@ -15,8 +15,9 @@ import (
 //
 // The bucket is a hash: t (TAT, µs since 2017-01-01, as redis_rate counts),
 // g (the bucket's generation: a new one whenever the key is created, so a
-// holder can tell a bucket that Redis lost), and h:<holder> = "seq tokens
-// expiry" per gateway that holds (or recently held) a pocket.
+// holder can tell a bucket that Redis lost), n (tokens taken since it was
+// created, net of returns), and h:<holder> = "seq tokens expiry" per
+// gateway that holds (or recently held) a pocket.
 //
 // Quotas (contract §10) will be checked in this same call: KEYS[2] will be
 // the key's quota counter, named with the same hash tag as the bucket so
@@ -46,6 +47,7 @@ local t = redis.call('TIME')
 local now = (tonumber(t[1]) - 1483228800) * 1000000 + tonumber(t[2])
 
 local tat, gen
+local taken = 0
 local holds = {}
 local raw = redis.call('HGETALL', key)
 for i = 1, #raw, 2 do
@@ -54,6 +56,8 @@ for i = 1, #raw, 2 do
     tat = tonumber(v)
   elseif f == 'g' then
     gen = v
+  elseif f == 'n' then
+    taken = tonumber(v)
   elseif string.sub(f, 1, 2) == 'h:' then
     local s, n, x = string.match(v, '^(%d+) (%d+) (%d+)$')
     if s then holds[string.sub(f, 3)] = {tonumber(s), tonumber(n), tonumber(x)} end
@@ -69,13 +73,14 @@ end
 if not tat then
   tat = now
   gen = t[1] .. '.' .. t[2] .. '-' .. holder
+  taken = 0
   holds = {}
   own = nil
 end
 -- A bucket Redis lost (restart, failover) starts from what this holder
--- last saw of it, not full.
+-- last saw of it, not full: that state plus what was taken since.
 if hint > 0 and gen_seen ~= gen then
-  tat = math.max(tat, hint)
+  tat = math.max(tat, hint + taken * e)
 end
 
 -- Holds past their expiry count as spent at their expiry.
@@ -122,6 +127,7 @@ end
 -- (quota: bound g_need and g_extra by the quota left in KEYS[2] here, and
 -- count them there.)
 tat = tat + (g_need + g_extra) * e
+taken = taken + debt + g_need + g_extra - ret
 local own_held = keep + g_extra
 avail = burst - (tat - now) / e
 if own_held > 0 then
@@ -153,7 +159,7 @@ if all_held > burst - cost then
 end
 
 local live = tat - now
-local fields = {'t', tat, 'g', gen}
+local fields = {'t', tat, 'g', gen, 'n', taken}
 for h, v in pairs(holds) do
   if v[2] > 0 then
     live = math.max(live, v[3] - now)
