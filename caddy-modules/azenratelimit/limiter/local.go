@@ -111,10 +111,6 @@ func newClock(now func() time.Time) clock {
 
 func (c clock) micros(t time.Time) float64 { return float64(t.Sub(c.epoch)) / 1e3 }
 
-func (c clock) at(micros float64) time.Time {
-	return c.epoch.Add(microsDuration(micros))
-}
-
 // microsDuration turns a non-negative µs count into a duration, rounding
 // up to whole nanoseconds; negative counts are 0.
 func microsDuration(us float64) time.Duration {
