@@ -43,6 +43,7 @@ type entry struct {
 	call    *call
 	pending []*waiter // waiting for the next call
 	tracked bool      // in Limiter.active
+	dead    bool      // swept from the table: look it up again
 
 	// on_redis_error local: this gateway's share, and what it spent from
 	// it, to be charged to the shared bucket when Redis answers again.
@@ -263,10 +264,11 @@ func (s *entryShard) sweep(now time.Time) {
 		// A local share in use (Redis down) must not start full again.
 		idle := e.call == nil && len(e.pending) == 0 && e.pocket == 0 && e.debt == 0 && !e.tracked &&
 			(now.Sub(e.lastUse) > entryIdle || (!e.tat.After(now) && !e.share.exists))
-		e.mu.Unlock()
 		if idle {
+			e.dead = true
 			delete(s.m, k)
 		}
+		e.mu.Unlock()
 	}
 	s.sweepSize = max(1024, 2*len(s.m))
 }

@@ -196,9 +196,14 @@ func (l *Limiter) Allow(ctx context.Context, r Request) (Result, error) {
 	if l.store == nil {
 		return Result{Decision: l.local.Allow(r.Bucket, r.Policy, r.Cost), Decided: true, Source: SourceLocal}, nil
 	}
-	e := l.entries.get(r.Bucket, r.Policy, l.clock.now())
 	now := l.clock.now()
+	e := l.entries.get(r.Bucket, r.Policy, now)
 	e.mu.Lock()
+	for e.dead { // swept between the lookup and the lock
+		e.mu.Unlock()
+		e = l.entries.get(r.Bucket, r.Policy, now)
+		e.mu.Lock()
+	}
 	e.noteUse(now, r, max(l.gateways(), r.MinGateways, 1))
 	if d, ok := e.serve(now, r.Cost); ok {
 		l.maybePrefetch(e, now)

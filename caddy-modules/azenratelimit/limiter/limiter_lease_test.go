@@ -379,3 +379,20 @@ func TestLimiterRequestEndsWhileWaiting(t *testing.T) {
 		t.Errorf("after: %+v %v", res, err)
 	}
 }
+
+// The table of buckets a gateway remembers stays bounded: buckets that are
+// full again and hold nothing are forgotten as it grows.
+func TestLimiterForgetsFullBuckets(t *testing.T) {
+	s := newMemStore()
+	l := newTestLimiter(t, s, "g1", 1)
+	p := policy(t, "default", "1000/s burst 1")
+	const keys = 140_000
+	for i := 0; i < keys; i++ {
+		if _, err := l.Allow(context.Background(), req(p, strconv.Itoa(i), 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := l.entries.Len(); n > 1100*localShards {
+		t.Fatalf("%d buckets remembered after %d keys", n, keys)
+	}
+}
