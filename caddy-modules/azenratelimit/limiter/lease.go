@@ -22,6 +22,7 @@ type entry struct {
 	hint      float64   // its TAT on the store's clock (µs)
 	tat       time.Time // the same on this gateway's clock, never earlier
 	remaining int       // tokens left (pocket included) at the answer
+	spare     int       // tokens left outside every pocket at the answer
 	spent     int       // tokens spent from the pocket since
 	denyCost  int       // a request of this cost is refused until denyUntil
 	denyUntil time.Time
@@ -147,6 +148,7 @@ func (e *entry) apply(c *call, r leaseResult, now time.Time) {
 	e.hint = r.now + r.tatRel
 	e.tat = now.Add(microsDuration(r.tatRel))
 	e.remaining = int(r.avail) + e.pocket
+	e.spare = int(r.avail)
 	e.spent = 0
 	if r.retryRel > 0 {
 		e.denyCost, e.denyUntil = int(a.cost), now.Add(microsDuration(r.retryRel))

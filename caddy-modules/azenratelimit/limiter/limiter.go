@@ -421,6 +421,11 @@ func (l *Limiter) maybePrefetch(e *entry, now time.Time) {
 	if want < 2 || e.pocket >= want/2 {
 		return
 	}
+	if e.spare < 2*max(1, e.gateways) {
+		// Near empty at the last answer: a lease would bring nothing, and
+		// requests ask for their own tokens.
+		return
+	}
 	c := l.startCall(e, now, nil)
 	go l.run(e, c)
 }
