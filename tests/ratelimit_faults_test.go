@@ -107,7 +107,8 @@ func (l *steadyLoad) report(t *testing.T, fault string, bound int) {
 // Redis shut down for 3 s and restarted empty: local shares start from
 // the last state Redis reported, and their spending is charged to the new
 // bucket, which starts from what the gateways last saw. Bound: n·c (the
-// requests in flight when the breakers switch).
+// requests in flight when the breakers switch) plus what one gateway took
+// after the other's last answer (a couple of tokens under this load).
 func TestRateLimitFaultRedisRestarted(t *testing.T) {
 	rs := testenv.StartRedis(t)
 	env := map[string]string{"AZEN_REDIS_URL": rs.URL(), "UP": rlUpstream(t)}
@@ -123,12 +124,13 @@ func TestRateLimitFaultRedisRestarted(t *testing.T) {
 	if load.other.Load() != 0 {
 		t.Errorf("%d answers neither 200 nor 429", load.other.Load())
 	}
-	load.report(t, "Redis restarted", 2)
+	load.report(t, "Redis restarted", 2+2)
 }
 
 // Redis frozen for 3 s (SIGSTOP): calls time out, the breakers open, local
 // shares start from the last state; when Redis resumes it still has the
-// bucket, and local spending is charged to it. Bound: n·c.
+// bucket, and local spending is charged to it. Bound: n·c plus a couple of
+// tokens for views a call old.
 func TestRateLimitFaultRedisFrozen(t *testing.T) {
 	rs := testenv.StartRedis(t)
 	env := map[string]string{"AZEN_REDIS_URL": rs.URL(), "UP": rlUpstream(t)}
@@ -149,7 +151,7 @@ func TestRateLimitFaultRedisFrozen(t *testing.T) {
 	for _, g := range gws {
 		waitForLog(t, g.Process, "Redis failing")
 	}
-	load.report(t, "Redis frozen", 2)
+	load.report(t, "Redis frozen", 2+2)
 }
 
 // A gateway restarted while Redis is down (frozen) divides by the gateway
@@ -198,6 +200,11 @@ func TestRateLimitFaultBusyMachine(t *testing.T) {
 	rs := testenv.StartRedis(t)
 	env := map[string]string{"AZEN_REDIS_URL": rs.URL(), "UP": rlUpstream(t)}
 	gws := startGateways(t, 2, rlCaddyfile(headerKeyed("rate 100/m")), env)
+	// Connections and the script warm first: this is about concurrency, not
+	// about a cold start (a bucket never answered starts its local share full).
+	for _, g := range gws {
+		rlGet(t, g.URL, uniqueKey(t)+"-warm")
+	}
 	got := runLoad(t, gws, uniqueKey(t), 1000, 1000, nil, nil)
 	most := allowedBy(100, 100.0/60, got.elapsed())
 	t.Logf("admitted %d of at most %d (1000 concurrent requests in %s)", got.admitted.Load(), most, got.elapsed())
