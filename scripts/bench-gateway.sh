@@ -2,32 +2,47 @@
 # bench-gateway.sh: what azen_auth + azen_ratelimit cost on top of a bare
 # Caddy reverse_proxy.
 #
-# Starts, on this machine: redis-server, one upstream (a Caddy `respond`), a
-# bare gateway (reverse_proxy only), the full gateway (request id, azen_auth
-# with a real key on SQLite, azen_ratelimit on Redis with limits far above
-# the offered load, reverse_proxy) and, to tell the limiter's share apart,
-# the same without azen_ratelimit ("auth"), all to that same upstream. Then
-# it runs wrk against them in interleaved rounds (the order rotates each
-# round), at saturation and at light load, and prints:
-#   - the median throughput ratio full/bare (goal >= 0.90), and full/auth,
-#   - p50/p99 latency of each (medians over rounds) and the latency added,
-#   - Redis calls per request of the full gateway, from INFO commandstats
-#     deltas (goal: exactly one script call per allowed request).
+# Starts, on this machine: redis-server, one upstream (a Caddy `respond`) and
+# four gateways to it, all with the same upstream transport settings:
+#   bare  reverse_proxy only
+#   auth  request id + azen_auth (a real key on SQLite) + reverse_proxy
+#   full  auth + azen_ratelimit on Redis, limits far above the load
+#   near  the same with the key held at its limit (NEAR_RATE, NEAR_BURST):
+#         most requests are refused, the rest use the shared bucket's last
+#         tokens one by one
+# Then it runs interleaved pairs (bare and one other, the order alternating
+# by round), at saturation (wrk, a closed loop of CONNS connections) and at
+# light load (scripts/benchrate: a fixed LIGHT_RATE requests per second, an
+# open loop), and prints, not asserts:
+#   - throughput ratio X/bare per pair (medians), full/bare goal >= 0.90,
+#   - p50/p99 latency and what X adds to bare at light load (goal: p99
+#     added <= 0.5 ms),
+#   - Redis script calls per admitted request for full and near, from INFO
+#     commandstats deltas around each run (goal: <= 0.05 far from the limit).
+# This machine is shared: before each pair it waits (at most LOAD_WAIT
+# seconds) for the 1-minute load average to fall below LOAD_MAX, and prints
+# the load average beside each figure.
 #
 # Usage: scripts/bench-gateway.sh
-# Tunables (environment): ROUNDS=6 DURATION=10s CONNS=64 LIGHT_CONNS=2
-#                         THREADS=2 WARMUP=3s
+# Tunables (environment): ROUNDS=3 DURATION=10s CONNS=64 THREADS=2 WARMUP=3s
+#   LIGHT_RATE=1000 LOAD_MAX=1.0 LOAD_WAIT=120 NEAR_RATE=30000/m NEAR_BURST=50
+#   UPSTREAM_IDLE=128 (keepalive_idle_conns_per_host, as the shipped Caddyfile)
 #   BENCH_REDIS_URL=redis://host:port  use that Redis (e.g. on its own host)
-#                                      instead of starting one here; its
-#                                      command statistics are reset.
+#                                      instead of starting one here (script
+#                                      calls are counted as INFO deltas).
 set -euo pipefail
 
-ROUNDS=${ROUNDS:-6}
+ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
-LIGHT_CONNS=${LIGHT_CONNS:-2}
 THREADS=${THREADS:-2}
 WARMUP=${WARMUP:-3s}
+LIGHT_RATE=${LIGHT_RATE:-1000}
+LOAD_MAX=${LOAD_MAX:-1.0}
+LOAD_WAIT=${LOAD_WAIT:-120}
+NEAR_RATE=${NEAR_RATE:-30000/m}
+NEAR_BURST=${NEAR_BURST:-50}
+UPSTREAM_IDLE=${UPSTREAM_IDLE:-128}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
@@ -63,8 +78,8 @@ wait_port() {
 	exit 1
 }
 
-echo "building azen-gateway ..." >&2
-(cd "$root" && go build -o "$work/azen-gateway" ./gateway)
+echo "building azen-gateway and benchrate ..." >&2
+(cd "$root" && go build -o "$work/azen-gateway" ./gateway && go build -o "$work/benchrate" ./scripts/benchrate)
 gw="$work/azen-gateway"
 
 if [ -n "${BENCH_REDIS_URL:-}" ]; then
@@ -83,6 +98,15 @@ up_port=$(free_port)
 bare_port=$(free_port)
 full_port=$(free_port)
 auth_port=$(free_port)
+near_port=$(free_port)
+
+# The same upstream transport for every gateway (the shipped Caddyfile's
+# keep-alive pool), so the comparison is about the handlers only.
+proxy="reverse_proxy 127.0.0.1:$up_port {
+			transport http {
+				keepalive_idle_conns_per_host $UPSTREAM_IDLE
+			}
+		}"
 
 cat >"$work/up.Caddyfile" <<EOF
 {
@@ -98,7 +122,9 @@ cat >"$work/bare.Caddyfile" <<EOF
 	admin off
 }
 :$bare_port {
-	reverse_proxy 127.0.0.1:$up_port
+	handle {
+		$proxy
+	}
 }
 EOF
 
@@ -119,7 +145,7 @@ cat >"$work/full.Caddyfile" <<EOF
 			rate  6000000/m
 			burst 100000
 		}
-		reverse_proxy 127.0.0.1:$up_port
+		$proxy
 	}
 	handle {
 		azen_error 404 "Unknown endpoint"
@@ -129,6 +155,10 @@ cat >"$work/full.Caddyfile" <<EOF
 	}
 }
 EOF
+
+# The same gateway held near its limit.
+sed -e "s/^:$full_port {/:$near_port {/" -e "s|rate  6000000/m|rate  $NEAR_RATE|" \
+	-e "s|burst 100000|burst $NEAR_BURST|" "$work/full.Caddyfile" >"$work/near.Caddyfile"
 
 # The same gateway without the limiter.
 awk -v port="$auth_port" '
@@ -151,6 +181,7 @@ start up "$work/up.Caddyfile" "$up_port"
 start bare "$work/bare.Caddyfile" "$bare_port"
 start full "$work/full.Caddyfile" "$full_port"
 start auth "$work/auth.Caddyfile" "$auth_port"
+start near "$work/near.Caddyfile" "$near_port"
 
 key=$(HOME="$work" "$gw" keys create --org "$(python3 -c 'import uuid; print(uuid.uuid4())')" \
 	--user bench --name bench --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
@@ -158,8 +189,11 @@ key=$(HOME="$work" "$gw" keys create --org "$(python3 -c 'import uuid; print(uui
 bare_url="http://127.0.0.1:$bare_port/api/v1/memory"
 full_url="http://127.0.0.1:$full_port/api/v1/memory"
 auth_url="http://127.0.0.1:$auth_port/api/v1/memory"
-status=$(curl -s -o /dev/null -w '%{http_code}' -H "azen-api-key: $key" "$full_url")
-[ "$status" = 200 ] || { echo "full gateway answered $status, not 200" >&2; cat "$work/full.log" >&2; exit 1; }
+near_url="http://127.0.0.1:$near_port/api/v1/memory"
+for u in "$full_url" "$near_url"; do
+	status=$(curl -s -o /dev/null -w '%{http_code}' -H "azen-api-key: $key" "$u")
+	[ "$status" = 200 ] || { echo "$u answered $status, not 200" >&2; cat "$work/full.log" >&2; exit 1; }
+done
 
 # run_wrk URL CONNS → prints "rps p50_ms p99_ms requests non2xx"
 run_wrk() {
@@ -180,77 +214,94 @@ run_wrk() {
 		END { printf "%s %.3f %.3f %s %d\n", rps, p50, p99, reqs, non2xx }'
 }
 
-median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+# run_rate URL → the same line, at LIGHT_RATE requests per second.
+run_rate() {
+	"$work/benchrate" -url "$1" -rate "$LIGHT_RATE" -duration "$DURATION" -header "azen-api-key: $key"
+}
+
+median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 script_calls() {
 	rcli info commandstats | tr -d '\r' | awk -F'[:=,]' '
 		/^cmdstat_(evalsha|eval):/ { n += $3 } END { print n + 0 }'
 }
-all_calls() {
-	rcli info commandstats | tr -d '\r' | awk -F'[:=,]' '/^cmdstat_/ { n += $3 } END { print n + 0 }'
+
+loadavg() { cut -d' ' -f1 /proc/loadavg; }
+
+# wait_load: until the 1-minute load average is below LOAD_MAX, at most
+# LOAD_WAIT seconds; prints the load average it ends with.
+wait_load() {
+	local waited=0 l
+	while :; do
+		l=$(loadavg)
+		if awk -v l="$l" -v m="$LOAD_MAX" 'BEGIN { exit !(l < m) }'; then break; fi
+		[ "$waited" -ge "$LOAD_WAIT" ] && break
+		sleep 5
+		waited=$((waited + 5))
+	done
+	echo "$l"
 }
-commandstats() {
-	rcli info commandstats | tr -d '\r' | awk -F'[:=,]' '/^cmdstat_/ { sub(/^cmdstat_/, "", $1); print $1, $3 }' | sort
+
+url_of() {
+	case $1 in
+	bare) echo "$bare_url" ;;
+	auth) echo "$auth_url" ;;
+	full) echo "$full_url" ;;
+	near) echo "$near_url" ;;
+	esac
 }
 
 echo "warming up ..." >&2
-DURATION=$WARMUP run_wrk "$bare_url" "$CONNS" >/dev/null
-DURATION=$WARMUP run_wrk "$full_url" "$CONNS" >/dev/null
-DURATION=$WARMUP run_wrk "$auth_url" "$CONNS" >/dev/null
+for w in bare auth full near; do DURATION=$WARMUP run_wrk "$(url_of $w)" "$CONNS" >/dev/null; done
 
-: >"$work/sat" ; : >"$work/light"
-full_reqs=0 full_non2xx=0
-rcli config resetstat >/dev/null
-for level in sat light; do
-	conns=$CONNS
-	[ "$level" = light ] && conns=$LIGHT_CONNS
-	for round in $(seq 1 "$ROUNDS"); do
-		case $((round % 3)) in
-		1) order="bare auth full" ;;
-		2) order="auth full bare" ;;
-		0) order="full bare auth" ;;
-		esac
-		for which in $order; do
-			case $which in
-			bare) url=$bare_url ;;
-			auth) url=$auth_url ;;
-			full) url=$full_url ;;
-			esac
-			before=$(script_calls)
-			res=$(run_wrk "$url" "$conns")
-			after=$(script_calls)
-			echo "$level round $round $which: $res (script calls $((after - before)))" >&2
-			echo "$round $which $res" >>"$work/$level"
-			if [ "$which" = full ]; then
-				full_reqs=$((full_reqs + $(echo "$res" | awk '{print $4}')))
-				full_non2xx=$((full_non2xx + $(echo "$res" | awk '{print $5}')))
-			fi
+# Each line of $work/runs: level round pair which rps p50 p99 requests non2xx script_calls load
+: >"$work/runs"
+pair=0
+for round in $(seq 1 "$ROUNDS"); do
+	for level in sat light; do
+		for x in auth full near; do
+			pair=$((pair + 1))
+			load=$(wait_load)
+			order="bare $x"
+			[ $((round % 2)) -eq 0 ] && order="$x bare"
+			for which in $order; do
+				before=$(script_calls)
+				if [ "$level" = sat ]; then
+					res=$(run_wrk "$(url_of "$which")" "$CONNS")
+				else
+					res=$(run_rate "$(url_of "$which")")
+				fi
+				calls=$(($(script_calls) - before))
+				echo "$level round $round pair $pair $which: $res (script calls $calls, load $load)" >&2
+				echo "$level $round $pair $which $res $calls $load" >>"$work/runs"
+			done
 		done
 	done
 done
-total_scripts=$(script_calls)
-total_all=$(all_calls)
 
 summarise() { # level
-	local f="$work/$1"
-	pair_ratio() { awk -v a="$1" -v b="$2" '$2 == a { x[$1] = $3 } $2 == b { y[$1] = $3 } END { for (r in y) printf "%.4f\n", x[r] / y[r] }' "$f" | median; }
-	col() { awk -v w="$1" -v c="$2" '$2 == w { print $c }' "$f" | median; }
-	local bare_rps auth_rps full_rps b50 b99 a50 a99 f50 f99
-	bare_rps=$(col bare 3) auth_rps=$(col auth 3) full_rps=$(col full 3)
-	b50=$(col bare 4) b99=$(col bare 5) a50=$(col auth 4) a99=$(col auth 5) f50=$(col full 4) f99=$(col full 5)
-	printf "  throughput req/s: bare %s, auth %s, full %s\n" "$bare_rps" "$auth_rps" "$full_rps"
-	printf "  median ratio full/bare %s (goal >= 0.90); full/auth %s (the limiter alone)\n" "$(pair_ratio full bare)" "$(pair_ratio full auth)"
-	printf "  latency p50 ms: bare %s, auth %s, full %s (full adds %.3f over bare, %.3f over auth)\n" "$b50" "$a50" "$f50" "$(echo "$f50 - $b50" | bc -l)" "$(echo "$f50 - $a50" | bc -l)"
-	printf "  latency p99 ms: bare %s, auth %s, full %s (full adds %.3f over bare, %.3f over auth)\n" "$b99" "$a99" "$f99" "$(echo "$f99 - $b99" | bc -l)" "$(echo "$f99 - $a99" | bc -l)"
+	local f="$work/runs" lv=$1
+	col() { awk -v l="$lv" -v w="$1" -v c="$2" '$1 == l && $4 == w { print $c }' "$f" | median; }
+	ratio() { awk -v l="$lv" -v x="$1" '$1 == l && $4 == "bare" { b[$3] = $5 } $1 == l && $4 == x { y[$3] = $5 } END { for (p in y) if (b[p] > 0) printf "%.4f\n", y[p] / b[p] }' "$f" | median; }
+	added() { awk -v l="$lv" -v x="$1" -v c="$2" '$1 == l && $4 == "bare" { b[$3] = $c } $1 == l && $4 == x { y[$3] = $c } END { for (p in y) printf "%.3f\n", y[p] - b[p] }' "$f" | median; }
+	loads() { awk -v l="$lv" '$1 == l { print $11 }' "$f" | sort -u -g | tr '\n' ' '; }
+	calls_per() { awk -v l="$lv" -v x="$1" '$1 == l && $4 == x { c += $10; a += $8 - $9 } END { if (a > 0) printf "%.4f (%d calls, %d admitted)", c / a, c, a; else print "n/a" }' "$f"; }
+	admitted_share() { awk -v l="$lv" -v x="$1" '$1 == l && $4 == x { r += $8; n += $9 } END { if (r > 0) printf "%.1f %%", 100 * (r - n) / r }' "$f"; }
+	printf "  load averages before its pairs: %s\n" "$(loads)"
+	printf "  throughput req/s (medians): bare %s, auth %s, full %s, near %s\n" "$(col bare 5)" "$(col auth 5)" "$(col full 5)" "$(col near 5)"
+	printf "  ratio to bare (median of pairs): auth %s, full %s (goal >= 0.90), near %s\n" "$(ratio auth)" "$(ratio full)" "$(ratio near)"
+	printf "  p50 ms: bare %s, auth %s, full %s, near %s; added to bare: auth %s, full %s, near %s\n" \
+		"$(col bare 6)" "$(col auth 6)" "$(col full 6)" "$(col near 6)" "$(added auth 6)" "$(added full 6)" "$(added near 6)"
+	printf "  p99 ms: bare %s, auth %s, full %s, near %s; added to bare: auth %s, full %s, near %s\n" \
+		"$(col bare 7)" "$(col auth 7)" "$(col full 7)" "$(col near 7)" "$(added auth 7)" "$(added full 7)" "$(added near 7)"
+	printf "  Redis script calls per admitted request: full %s; near %s\n" "$(calls_per full)" "$(calls_per near)"
+	printf "  admitted (2xx) share: full %s, near %s\n" "$(admitted_share full)" "$(admitted_share near)"
 }
 
 echo
-echo "== azen gateway benchmark ($(nproc) CPUs, $ROUNDS interleaved rounds of $DURATION, wrk -t$THREADS) =="
+echo "== azen gateway benchmark ($(nproc) CPUs, $ROUNDS rounds of interleaved pairs, $DURATION each, wrk -t$THREADS -c$CONNS; light: $LIGHT_RATE req/s open loop) =="
 echo "saturation (wrk -c $CONNS):"
 summarise sat
-echo "light load (wrk -c $LIGHT_CONNS):"
+echo "light load ($LIGHT_RATE req/s):"
 summarise light
-echo "Redis, full gateway (all runs: $full_reqs requests, $full_non2xx non-2xx):"
-printf "  script calls (EVALSHA+EVAL) per request: %s\n" "$(echo "scale=4; $total_scripts / $full_reqs" | bc -l)"
-printf "  all commands per request (script-internal TIME/GET/SET included): %s\n" "$(echo "scale=4; $total_all / $full_reqs" | bc -l)"
-echo "  commandstats (calls): $(commandstats | tr '\n' ' ')"
+echo "  near: $NEAR_RATE burst $NEAR_BURST; full: 6000000/m burst 100000"

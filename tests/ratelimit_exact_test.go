@@ -144,8 +144,8 @@ func TestRateLimitByClientIP(t *testing.T) {
 			t.Fatalf("request %d: %d, want %d", i+1, resp.StatusCode, want)
 		}
 	}
-	keys, err := redisClient(t, rs.URL()).Keys(t.Context(), "rate:azen:rl:default:2/3600s/2:*").Result()
-	if err != nil || len(keys) != 1 || keys[0] != "rate:azen:rl:default:2/3600s/2:127.0.0.1" {
+	keys, err := redisClient(t, rs.URL()).Keys(t.Context(), "azen:rl:*:default:2/3600s/2").Result()
+	if err != nil || len(keys) != 1 || keys[0] != "azen:rl:{127.0.0.1}:default:2/3600s/2" {
 		t.Fatalf("bucket keys %v (%v), want the one of 127.0.0.1", keys, err)
 	}
 }

@@ -187,3 +187,48 @@ func metricValue(t *testing.T, g *testenv.Gateway, sample string) float64 {
 	}
 	return 0
 }
+
+// leasesHeld is the number of tokens gateways hold in leases of key's
+// buckets (the h:<gateway> fields of each bucket's hash: "seq tokens expiry").
+func leasesHeld(t *testing.T, c redis.UniversalClient, key string) int {
+	t.Helper()
+	keys, err := c.Keys(context.Background(), "azen:rl:{"+key+"}:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := 0
+	now := time.Now().UnixMicro() - 1483228800*1_000_000 // the script's clock
+	for _, k := range keys {
+		fields, err := c.HGetAll(context.Background(), k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for f, v := range fields {
+			if strings.HasPrefix(f, "h:") {
+				// An expired hold counts as spent (the record is updated lazily).
+				if parts := strings.Fields(v); len(parts) == 3 {
+					n, _ := strconv.Atoi(parts[1])
+					exp, _ := strconv.ParseInt(parts[2], 10, 64)
+					if exp > now {
+						held += n
+					}
+				}
+			}
+		}
+	}
+	return held
+}
+
+// waitLeasesReturned waits until no gateway holds tokens of key's buckets:
+// unspent leases go back after 100 ms without use.
+func waitLeasesReturned(t *testing.T, redisURL, key string) {
+	t.Helper()
+	c := redisClient(t, redisURL)
+	deadline := time.Now().Add(10 * time.Second)
+	for leasesHeld(t, c, key) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("gateways still hold %d tokens of %s", leasesHeld(t, c, key), key)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

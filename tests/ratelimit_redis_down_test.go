@@ -70,9 +70,11 @@ func TestRateLimitRedisDownLocalThenRecovers(t *testing.T) {
 		}
 		waitForLog(t, g.Process, "Redis is back")
 	}
-	// And it is the shared limit again: B sees what A spent.
+	// And it is the shared limit again: B sees what A spent (once A has
+	// given back the tokens it leased and did not spend).
 	shared := uniqueKey(t)
 	fire(t, gws[:1], shared, 6, 2)
+	waitLeasesReturned(t, rs.URL(), shared)
 	if got := fire(t, gws[1:], shared, 6, 2); got[200] != 4 {
 		t.Fatalf("after recovery B admitted %v of the 4 left, want 4", got)
 	}

@@ -6,8 +6,6 @@
 package azenratelimit
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -33,6 +31,7 @@ func init() {
 
 // Defaults of contract §5.
 const (
+	maxMinGateways      = 10000
 	DefaultKey          = "{azen.key_id}"
 	DefaultRate         = "60/m"
 	DefaultTimeout      = 50 * time.Millisecond
@@ -69,8 +68,12 @@ type Handler struct {
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 	// OnRedisError is local (default), allow or deny.
 	OnRedisError string `json:"on_redis_error,omitempty"`
+	// MinGateways is the fewest gateways local mode divides the policy by,
+	// whatever count it last saw (or kept on disk). Default 1.
+	MinGateways int `json:"min_gateways,omitempty"`
 
 	keyVar        string // the variable name when Key is a single placeholder
+	mode          limiter.Mode
 	defaultPolicy limiter.Policy
 	tiers         map[string]limiter.Policy
 	state         *state
@@ -110,6 +113,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 				zap.String("default_policy", h.defaultPolicy.String()))
 		})
 	} else {
+		st.limiter.SetEvents(&events{logger: h.logger, onRedisError: h.OnRedisError, gateways: st.gateways.Count})
 		go st.heartbeat(ctx)
 	}
 	return nil
@@ -134,6 +138,14 @@ func (h *Handler) applyDefaults() error {
 	}
 	if h.OnRedisError == "" {
 		h.OnRedisError = DefaultOnRedisError
+	}
+	switch h.OnRedisError {
+	case "allow":
+		h.mode = limiter.ModeAllow
+	case "deny":
+		h.mode = limiter.ModeDeny
+	default:
+		h.mode = limiter.ModeLocal
 	}
 	if err := h.parsePolicies(); err != nil {
 		return fmt.Errorf("azen_ratelimit: %w", err)
@@ -187,6 +199,9 @@ func (h *Handler) Validate() error {
 	if h.Timeout <= 0 {
 		return fmt.Errorf("azen_ratelimit: timeout must be positive")
 	}
+	if h.MinGateways < 0 || h.MinGateways > maxMinGateways {
+		return fmt.Errorf("azen_ratelimit: min_gateways must be between 1 and %d, got %d", maxMinGateways, h.MinGateways)
+	}
 	switch h.OnRedisError {
 	case "local", "allow", "deny":
 	default:
@@ -219,17 +234,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			fmt.Errorf("azen_ratelimit: key %s is empty for this request (is azen_auth before azen_ratelimit?)", h.Key))
 	}
 	p := h.policyFor(repl)
-	cost := min(h.Cost, p.Burst)
-
-	d, ok, err := h.decide(r.Context(), p.Bucket(key), p, cost)
+	res, err := h.state.limiter.Allow(r.Context(), limiter.Request{
+		Bucket: p.Bucket(key), Policy: p, Cost: min(h.Cost, p.Burst),
+		Mode: h.mode, Timeout: time.Duration(h.Timeout), MinGateways: h.MinGateways,
+	})
 	if err != nil {
-		return caddyhttp.Error(http.StatusInternalServerError, err)
+		if res.Source == limiter.SourceDeny {
+			mDenyError.Inc()
+		} else {
+			mRedisError.Inc()
+		}
+		return caddyhttp.Error(http.StatusInternalServerError, fmt.Errorf("azen_ratelimit: %w", err))
 	}
-	if ok {
-		limiter.SetHeaders(w.Header(), p, d)
-		if !d.Allowed {
+	countDecision(res)
+	if res.Decided {
+		limiter.SetHeaders(w.Header(), p, res.Decision)
+		if !res.Decision.Allowed {
 			return caddyhttp.Error(http.StatusTooManyRequests,
-				contract.Public(limiter.RefusalMessage(p, d)))
+				contract.Public(limiter.RefusalMessage(p, res.Decision)))
 		}
 	}
 	return next.ServeHTTP(w, r)
@@ -269,74 +291,24 @@ func (h *Handler) policyFor(repl *caddy.Replacer) limiter.Policy {
 	return h.defaultPolicy
 }
 
-var errBreakerOpen = errors.New("redis circuit breaker is open")
-
-// decide asks Redis if it is configured and usable, and otherwise applies
-// on_redis_error. ok is false when the request passes without a decision
-// (on_redis_error allow), so no rate-limit headers are sent.
-func (h *Handler) decide(ctx context.Context, bucket string, p limiter.Policy, cost int) (d limiter.Decision, ok bool, err error) {
-	st := h.state
-	if st.redis == nil {
-		return h.decideLocally(ctx, bucket, p, cost, 1)
-	}
-	redisErr := errBreakerOpen
-	if st.breaker.Allow() {
-		cctx, cancel := context.WithTimeout(ctx, time.Duration(h.Timeout))
-		start := time.Now()
-		d, redisErr = st.redis.Allow(cctx, bucket, p, cost)
-		redisSeconds.Observe(time.Since(start).Seconds())
-		cancel()
-		if redisErr == nil {
-			if st.breaker.Success() {
-				h.logger.Info("Redis is back: rate limits are shared by all gateways again")
-			}
-			if d.Allowed {
-				mRedisAllowed.Inc()
-			} else {
-				mRedisLimited.Inc()
-			}
-			return d, true, nil
-		}
-		if ctx.Err() != nil {
-			// The client went away; that says nothing about Redis.
-			st.breaker.Abandon()
-			mRedisError.Inc()
-			return d, false, fmt.Errorf("azen_ratelimit: request ended while asking Redis: %w", ctx.Err())
-		}
-		redisErrorsTotal.Inc()
-		if st.breaker.Failure() {
-			h.logger.Warn("Redis failing: rate limiting degraded until it answers again",
-				zap.String("on_redis_error", h.OnRedisError),
-				zap.Int("gateways_last_seen", st.gateways()),
-				zap.Error(redisErr))
-		} else if ce := h.logger.Check(zapcore.DebugLevel, "rate-limit Redis call failed"); ce != nil {
-			ce.Write(zap.Error(redisErr))
-		}
-	}
-	switch h.OnRedisError {
-	case "allow":
+// countDecision counts a decision by outcome and by who made it.
+func countDecision(res limiter.Result) {
+	switch res.Source {
+	case limiter.SourceAllow:
 		mAllowAllowed.Inc()
-		return d, false, nil
-	case "deny":
-		mDenyError.Inc()
-		return d, false, fmt.Errorf("azen_ratelimit: on_redis_error deny: %w", redisErr)
+	case limiter.SourceLocal:
+		if res.Decision.Allowed {
+			mLocalAllowed.Inc()
+		} else {
+			mLocalLimited.Inc()
+		}
+	default:
+		if res.Decision.Allowed {
+			mRedisAllowed.Inc()
+		} else {
+			mRedisLimited.Inc()
+		}
 	}
-	return h.decideLocally(ctx, bucket, p, cost, st.gateways())
-}
-
-// decideLocally applies this gateway's share (1/n) of p in process.
-func (h *Handler) decideLocally(ctx context.Context, bucket string, p limiter.Policy, cost, n int) (limiter.Decision, bool, error) {
-	share := p.Divide(n)
-	d, err := h.state.local.Allow(ctx, bucket, share, min(cost, share.Burst))
-	if err != nil {
-		return d, false, err
-	}
-	if d.Allowed {
-		mLocalAllowed.Inc()
-	} else {
-		mLocalLimited.Inc()
-	}
-	return d, true, nil
 }
 
 // Interface guards

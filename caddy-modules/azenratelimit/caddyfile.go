@@ -24,6 +24,7 @@ import (
 //		cost            <n>                    # default 1; at most every burst
 //		timeout         <duration>             # default 50ms, per Redis call
 //		on_redis_error  local|allow|deny       # default local
+//		min_gateways    <n>                    # default 1; local mode divides by at least n
 //	}
 //
 // Every subdirective but tier may appear once. The block may be omitted
@@ -68,7 +69,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("%v", err)
 			}
 			h.Rate = v
-		case "burst", "cost":
+		case "burst", "cost", "min_gateways":
 			v, err := oneArg(d)
 			if err != nil {
 				return err
@@ -77,10 +78,16 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err != nil || n < 1 {
 				return d.Errf("%s must be a whole number of at least 1, got %q", sub, v)
 			}
-			if sub == "burst" {
+			switch sub {
+			case "burst":
 				h.Burst = n
-			} else {
+			case "cost":
 				h.Cost = n
+			default:
+				if n > maxMinGateways {
+					return d.Errf("min_gateways must be at most %d, got %d", maxMinGateways, n)
+				}
+				h.MinGateways = n
 			}
 		case "timeout":
 			v, err := oneArg(d)
@@ -116,7 +123,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.Tiers[name] = text
 		default:
-			return d.Errf("unknown subdirective %q (want redis, key, rate, burst, tier, cost, timeout or on_redis_error)", sub)
+			return d.Errf("unknown subdirective %q (want redis, key, rate, burst, tier, cost, timeout, on_redis_error or min_gateways)", sub)
 		}
 	}
 	if err := h.checkCost(d); err != nil {

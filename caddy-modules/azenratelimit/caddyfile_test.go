@@ -39,6 +39,9 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			key {client_ip}
 		}`, want: Handler{Key: "{client_ip}", Tiers: map[string]string{"free": "10/m", "pro": "600/m burst 100"}}},
 		{name: "on_redis_error deny", input: "azen_ratelimit {\n on_redis_error deny\n}", want: Handler{OnRedisError: "deny"}},
+		{name: "min_gateways", input: "azen_ratelimit {\n min_gateways 3\n}", want: Handler{MinGateways: 3}},
+		{name: "min_gateways zero", input: "azen_ratelimit {\n min_gateways 0\n}", wantErr: `min_gateways must be a whole number of at least 1`},
+		{name: "min_gateways too many", input: "azen_ratelimit {\n min_gateways 10001\n}", wantErr: `min_gateways must be at most 10000`},
 		{name: "unknown subdirective", input: "azen_ratelimit {\n limit 5\n}", wantErr: `unknown subdirective "limit"`},
 		{name: "duplicate subdirective", input: "azen_ratelimit {\n rate 5/m\n rate 6/m\n}", wantErr: `duplicate subdirective "rate"`},
 		{name: "duplicate tier", input: "azen_ratelimit {\n tier pro 5/m\n tier pro 6/m\n}", wantErr: `duplicate tier "pro"`},
@@ -79,7 +82,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			}
 			if h.Redis != tt.want.Redis || h.Key != tt.want.Key || h.Rate != tt.want.Rate ||
 				h.Burst != tt.want.Burst || h.Cost != tt.want.Cost || h.Timeout != tt.want.Timeout ||
-				h.OnRedisError != tt.want.OnRedisError || len(h.Tiers) != len(tt.want.Tiers) {
+				h.OnRedisError != tt.want.OnRedisError || h.MinGateways != tt.want.MinGateways || len(h.Tiers) != len(tt.want.Tiers) {
 				t.Fatalf("got %+v, want %+v", h, tt.want)
 			}
 			for k, v := range tt.want.Tiers {

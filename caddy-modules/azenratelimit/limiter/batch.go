@@ -10,7 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// batchingClient is the client redis_rate talks to. It passes everything
+// batchingClient is the client the lease script runs on. It passes everything
 // through except EVALSHA (the limiter script's normal path), which it
 // queues: a few workers each take whatever has queued while they were busy
 // and send it as one pipeline. Under light load a call goes out at once,
@@ -179,7 +179,7 @@ func (b *batchingClient) send(items []*batchItem) {
 	cancel()
 	for _, it := range items {
 		if it.cmd.Err() == nil && it.cmd.Val() == nil {
-			// Never hand redis_rate an empty reply without an error.
+			// Never hand the caller an empty reply without an error.
 			it.cmd.SetErr(errors.Join(errNoReply, err))
 		}
 		it.done <- struct{}{}

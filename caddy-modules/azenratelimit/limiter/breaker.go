@@ -11,13 +11,21 @@ import (
 // calls are refused for Cooldown; then one call at a time is let through as
 // a probe (half-open): a success closes it, a failure opens it again. The
 // closed fast path is one atomic load.
+//
+// A failed call counts only if no call succeeded after it started: when
+// Redis answered someone in the meantime, it is alive, and the call was
+// slow for another reason (most often this gateway's own CPU starvation,
+// which delays reading replies that are already there). Such a call's
+// requests still get the fallback decision; the breaker just stays closed.
 type Breaker struct {
 	threshold int32
 	cooldown  time.Duration
 	now       func() time.Time
+	epoch     time.Time
 
-	state    atomic.Int32 // breakerClosed or breakerOpen
-	failures atomic.Int32
+	state       atomic.Int32 // breakerClosed or breakerOpen
+	failures    atomic.Int32
+	lastSuccess atomic.Int64 // since epoch, ns; -1 before the first
 
 	mu        sync.Mutex
 	openUntil time.Time
@@ -34,8 +42,13 @@ func NewBreaker(threshold int, cooldown time.Duration, now func() time.Time) *Br
 	if now == nil {
 		now = time.Now
 	}
-	return &Breaker{threshold: int32(max(1, threshold)), cooldown: cooldown, now: now}
+	b := &Breaker{threshold: int32(max(1, threshold)), cooldown: cooldown, now: now, epoch: now()}
+	b.lastSuccess.Store(-1)
+	return b
 }
+
+// Closed reports whether calls go through without restriction.
+func (b *Breaker) Closed() bool { return b.state.Load() == breakerClosed }
 
 // Allow reports whether a call may go to Redis now.
 func (b *Breaker) Allow() bool {
@@ -57,6 +70,7 @@ func (b *Breaker) Allow() bool {
 // Success records a call that worked. It reports whether it closed an open
 // breaker (Redis is back).
 func (b *Breaker) Success() (recovered bool) {
+	b.lastSuccess.Store(int64(b.now().Sub(b.epoch)))
 	if b.state.Load() == breakerClosed {
 		if b.failures.Load() != 0 {
 			b.failures.Store(0)
@@ -74,9 +88,14 @@ func (b *Breaker) Success() (recovered bool) {
 	return true
 }
 
-// Failure records a call that failed. It reports whether it opened a closed
-// breaker (Redis just became unusable).
-func (b *Breaker) Failure() (opened bool) {
+// Failure records a call, started at start, that failed. It reports whether
+// it opened a closed breaker (Redis just became unusable).
+func (b *Breaker) Failure(start time.Time) (opened bool) {
+	if b.lastSuccess.Load() > int64(start.Sub(b.epoch)) {
+		// Redis answered another call since this one started. (A probe
+		// never gets here: no call has succeeded since the breaker opened.)
+		return false
+	}
 	n := b.failures.Add(1)
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -1,7 +1,6 @@
 package limiter
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 	"sync"
@@ -21,15 +20,15 @@ func policy(t testing.TB, name, text string) Policy {
 	return NewPolicy(name, p)
 }
 
-// clock is a manual clock for the in-process limiter.
-type clock struct {
+// manualClock is a clock that moves only when told.
+type manualClock struct {
 	mu sync.Mutex
 	t  time.Time
 }
 
-func (c *clock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
-func newClock() *clock               { return &clock{t: time.Unix(1_700_000_000, 0)} }
+func (c *manualClock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *manualClock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+func newManualClock() *manualClock         { return &manualClock{t: time.Unix(1_700_000_000, 0)} }
 
 func TestPolicyDefaultsBurstToCount(t *testing.T) {
 	if p := policy(t, "default", "60/m"); p.Burst != 60 {
@@ -57,7 +56,7 @@ func TestBucketNamespacing(t *testing.T) {
 		}
 		seen[b] = what
 	}
-	if got, want := def.Bucket("k1"), "azen:rl:default:60/60s/60:k1"; got != want {
+	if got, want := def.Bucket("k1"), "azen:rl:{k1}:default:60/60s/60"; got != want {
 		t.Errorf("bucket %q, want %q", got, want)
 	}
 	long := def.Bucket(string(make([]byte, 500)))
@@ -98,46 +97,46 @@ func TestDivide(t *testing.T) {
 }
 
 func TestLocalBurstThenRate(t *testing.T) {
-	c := newClock()
+	c := newManualClock()
 	l := NewLocal(c.now)
 	p := policy(t, "default", "60/m burst 5")
 	b := p.Bucket("k")
 	for i := 0; i < 5; i++ {
-		d, _ := l.Allow(context.Background(), b, p, 1)
+		d := l.Allow(b, p, 1)
 		if !d.Allowed || d.Remaining != 4-i {
 			t.Fatalf("request %d: %+v, want allowed with %d remaining", i+1, d, 4-i)
 		}
 	}
-	d, _ := l.Allow(context.Background(), b, p, 1)
+	d := l.Allow(b, p, 1)
 	if d.Allowed || d.RetryAfter != time.Second || d.ResetAfter != 5*time.Second {
 		t.Fatalf("6th request: %+v, want refused, retry 1s, reset 5s", d)
 	}
 	c.add(999 * time.Millisecond)
-	if d, _ := l.Allow(context.Background(), b, p, 1); d.Allowed {
+	if d := l.Allow(b, p, 1); d.Allowed {
 		t.Fatalf("allowed before Retry-After passed: %+v", d)
 	}
 	c.add(time.Millisecond)
-	if d, _ := l.Allow(context.Background(), b, p, 1); !d.Allowed || d.Remaining != 0 {
+	if d := l.Allow(b, p, 1); !d.Allowed || d.Remaining != 0 {
 		t.Fatalf("refused once Retry-After passed: %+v", d)
 	}
 	c.add(time.Hour)
-	if d, _ := l.Allow(context.Background(), b, p, 1); !d.Allowed || d.Remaining != 4 {
+	if d := l.Allow(b, p, 1); !d.Allowed || d.Remaining != 4 {
 		t.Fatalf("bucket did not refill: %+v", d)
 	}
 }
 
 func TestLocalCost(t *testing.T) {
-	c := newClock()
+	c := newManualClock()
 	l := NewLocal(c.now)
 	p := policy(t, "default", "10/s burst 10")
 	b := p.Bucket("k")
 	for i, want := range []bool{true, true, true, false} { // cost 3: 3+3+3 = 9 of 10
-		d, _ := l.Allow(context.Background(), b, p, 3)
+		d := l.Allow(b, p, 3)
 		if d.Allowed != want {
 			t.Fatalf("request %d: %+v, want allowed=%v", i+1, d, want)
 		}
 	}
-	d, _ := l.Allow(context.Background(), b, p, 1)
+	d := l.Allow(b, p, 1)
 	if !d.Allowed || d.Remaining != 0 {
 		t.Fatalf("cost 1 after 9 spent: %+v", d)
 	}
@@ -154,7 +153,7 @@ func TestLocalExactUnderConcurrency(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for j := 0; j < 20; j++ {
-				if d, _ := l.Allow(context.Background(), b, p, 1); d.Allowed {
+				if d := l.Allow(b, p, 1); d.Allowed {
 					allowed.Add(1)
 				}
 			}
@@ -167,12 +166,12 @@ func TestLocalExactUnderConcurrency(t *testing.T) {
 }
 
 func TestLocalSweepsFullBuckets(t *testing.T) {
-	c := newClock()
+	c := newManualClock()
 	l := NewLocal(c.now)
 	p := policy(t, "default", "1/s")
 	const requests = 200_000
 	for i := 0; i < requests; i++ {
-		_, _ = l.Allow(context.Background(), p.Bucket(strconv.Itoa(i)), p, 1)
+		_ = l.Allow(p.Bucket(strconv.Itoa(i)), p, 1)
 		c.add(100 * time.Microsecond) // every bucket is full again 1 s later
 	}
 	// Without sweeping every one of the 200 000 buckets would stay; with it
@@ -183,20 +182,20 @@ func TestLocalSweepsFullBuckets(t *testing.T) {
 }
 
 func TestBreaker(t *testing.T) {
-	c := newClock()
+	c := newManualClock()
 	b := NewBreaker(3, time.Second, c.now)
 	if !b.Allow() {
 		t.Fatal("new breaker refuses")
 	}
 	for i := 0; i < 2; i++ {
-		if b.Failure() {
+		if b.Failure(c.now()) {
 			t.Fatalf("opened after %d failures, before the threshold of 3", i+1)
 		}
 	}
 	b.Success() // resets the run of failures
-	b.Failure()
-	b.Failure()
-	if !b.Failure() {
+	b.Failure(c.now())
+	b.Failure(c.now())
+	if !b.Failure(c.now()) {
 		t.Fatal("3 consecutive failures did not open it")
 	}
 	if b.Allow() {
@@ -209,7 +208,7 @@ func TestBreaker(t *testing.T) {
 	if b.Allow() {
 		t.Fatal("a second probe while one is in flight")
 	}
-	b.Failure() // probe failed
+	b.Failure(c.now()) // probe failed
 	if b.Allow() {
 		t.Fatal("failed probe did not restart the cooldown")
 	}
@@ -306,11 +305,11 @@ func FuzzGCRA(f *testing.F) {
 		if p.Emission() <= 0 {
 			return
 		}
-		c := newClock()
+		c := newManualClock()
 		l := NewLocal(c.now)
 		allowedUnits := 0
 		for i := 0; i < 50; i++ {
-			d, _ := l.Allow(context.Background(), "b", p, cost)
+			d := l.Allow("b", p, cost)
 			if d.Allowed {
 				allowedUnits += cost
 				if d.Remaining < 0 || d.Remaining > burst || d.RetryAfter != 0 {
@@ -321,7 +320,7 @@ func FuzzGCRA(f *testing.F) {
 			} else {
 				// Waiting Retry-After (rounded up) always lets it pass.
 				c.add(time.Duration(RetryAfterSeconds(d)) * time.Second)
-				if d2, _ := l.Allow(context.Background(), "b", p, cost); !d2.Allowed {
+				if d2 := l.Allow("b", p, cost); !d2.Allowed {
 					t.Fatalf("refused after waiting Retry-After %ds: %+v then %+v", RetryAfterSeconds(d), d, d2)
 				}
 				allowedUnits += cost
@@ -343,7 +342,7 @@ func BenchmarkLocalAllow(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
 		for pb.Next() {
-			_, _ = l.Allow(context.Background(), keys[i&1023], p, 1)
+			_ = l.Allow(keys[i&1023], p, 1)
 			i++
 		}
 	})

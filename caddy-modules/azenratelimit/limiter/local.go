@@ -1,19 +1,18 @@
 package limiter
 
 import (
-	"context"
 	"hash/maphash"
 	"sync"
 	"time"
 )
 
-// Local is GCRA in process: the same algorithm redis_rate runs in Redis,
-// on this gateway's monotonic clock. It is the limiter when no Redis is
-// configured, and the fallback when Redis cannot be asked. It is safe for
-// concurrent use; memory is bounded by the number of buckets that are not
-// yet full again (full buckets are swept away as the maps grow).
+// Local is GCRA in process (gcra.go, the arithmetic the lease script runs
+// in Redis), on this gateway's monotonic clock: the limiter when no Redis
+// is configured. It is safe for concurrent use; memory is bounded by the
+// number of buckets that are not yet full again (full buckets are swept
+// away as the maps grow).
 type Local struct {
-	now    func() time.Time
+	clock  clock
 	seed   maphash.Seed
 	shards [localShards]localShard
 }
@@ -22,49 +21,66 @@ const localShards = 64
 
 type localShard struct {
 	mu        sync.Mutex
-	tat       map[string]time.Time // theoretical arrival time per bucket
-	sweepSize int                  // sweep when the map reaches this size
+	state     map[string]gcraState
+	sweepSize int // sweep when the map reaches this size
 }
 
 // NewLocal returns an empty in-process limiter. now may be nil (time.Now).
 func NewLocal(now func() time.Time) *Local {
-	if now == nil {
-		now = time.Now
-	}
-	l := &Local{now: now, seed: maphash.MakeSeed()}
+	l := &Local{clock: newClock(now), seed: maphash.MakeSeed()}
 	for i := range l.shards {
-		l.shards[i].tat = make(map[string]time.Time)
+		l.shards[i].state = make(map[string]gcraState)
 		l.shards[i].sweepSize = 1024
 	}
 	return l
 }
 
 // Allow spends cost units of bucket under p if they are there.
-func (l *Local) Allow(_ context.Context, bucket string, p Policy, cost int) (Decision, error) {
+func (l *Local) Allow(bucket string, p Policy, cost int) Decision {
 	s := &l.shards[maphash.String(l.seed, bucket)%localShards]
-	now := l.now()
+	now := l.clock.micros(l.clock.now())
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	tat, ok := s.tat[bucket]
-	d, newTAT := gcra(now, tat, ok, p, cost)
-	if d.Allowed {
-		if !ok && len(s.tat) >= s.sweepSize {
+	st, known := s.state[bucket]
+	d := st.allow(now, p, cost)
+	switch {
+	case st.tat <= now:
+		// Full again: a missing bucket decides the same.
+		delete(s.state, bucket)
+	case known:
+		s.state[bucket] = st
+	default:
+		if len(s.state) >= s.sweepSize {
 			s.sweep(now)
 		}
-		s.tat[bucket] = newTAT
+		s.state[bucket] = st
 	}
-	return d, nil
+	return d
 }
 
-// sweep drops buckets that are full again (their TAT has passed): a missing
-// bucket and a full one decide the same.
-func (s *localShard) sweep(now time.Time) {
-	for k, t := range s.tat {
-		if !t.After(now) {
-			delete(s.tat, k)
+// allow is one plain GCRA decision (no holds) on st.
+func (st *gcraState) allow(now float64, p Policy, cost int) Decision {
+	c := int64(cost)
+	r := st.lease(now, leaseArgs{emission: p.emissionMicros(), burst: int64(p.Burst), need: c, cost: c, gateways: 1})
+	d := Decision{
+		Allowed:    r.need == c,
+		Remaining:  int(max(0, r.avail)),
+		ResetAfter: microsDuration(r.tatRel),
+	}
+	if !d.Allowed {
+		d.RetryAfter = max(time.Nanosecond, microsDuration(r.retryRel))
+	}
+	return d
+}
+
+// sweep drops buckets that are full again (their TAT has passed).
+func (s *localShard) sweep(now float64) {
+	for k, st := range s.state {
+		if st.tat <= now {
+			delete(s.state, k)
 		}
 	}
-	s.sweepSize = max(1024, 2*len(s.tat))
+	s.sweepSize = max(1024, 2*len(s.state))
 }
 
 // Len is the number of buckets held (for tests).
@@ -73,34 +89,33 @@ func (l *Local) Len() int {
 	for i := range l.shards {
 		s := &l.shards[i]
 		s.mu.Lock()
-		n += len(s.tat)
+		n += len(s.state)
 		s.mu.Unlock()
 	}
 	return n
 }
 
-// gcra is one GCRA step, the arithmetic of redis_rate's script: a bucket
-// whose theoretical arrival time (TAT) is more than burst emission intervals
-// ahead of now is empty. It returns the decision and the TAT to store if
-// allowed.
-func gcra(now, tat time.Time, known bool, p Policy, cost int) (Decision, time.Time) {
-	emission := p.Emission()
-	if !known || tat.Before(now) {
-		tat = now
+// clock is a monotonic clock and its microsecond scale, starting at 0 when
+// it was made (the GCRA arithmetic's float64 stays small and exact).
+type clock struct {
+	now   func() time.Time
+	epoch time.Time
+}
+
+func newClock(now func() time.Time) clock {
+	if now == nil {
+		now = time.Now
 	}
-	newTAT := tat.Add(emission * time.Duration(cost))
-	allowAt := newTAT.Add(-emission * time.Duration(p.Burst))
-	if now.Before(allowAt) {
-		return Decision{
-			Allowed:    false,
-			Remaining:  0,
-			RetryAfter: allowAt.Sub(now),
-			ResetAfter: tat.Sub(now),
-		}, tat
+	return clock{now: now, epoch: now()}
+}
+
+func (c clock) micros(t time.Time) float64 { return float64(t.Sub(c.epoch)) / 1e3 }
+
+// microsDuration turns a non-negative µs count into a duration, rounding
+// up to whole nanoseconds; negative counts are 0.
+func microsDuration(us float64) time.Duration {
+	if us <= 0 {
+		return 0
 	}
-	return Decision{
-		Allowed:    true,
-		Remaining:  int(now.Sub(allowAt) / emission),
-		ResetAfter: newTAT.Sub(now),
-	}, newTAT
+	return time.Duration(us*1e3 + 0.999)
 }

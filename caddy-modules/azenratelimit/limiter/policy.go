@@ -1,12 +1,6 @@
-// Package limiter holds the rate-limiting logic of azen_ratelimit in plain Go,
-// free of Caddy: policies and their bucket names, the GCRA decision in Redis
-// (go-redis/redis_rate) and in process, the circuit breaker that guards Redis,
-// and the response headers of contract §5. The Caddy handler is a thin
-// adapter around it.
 package limiter
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -25,7 +19,7 @@ type Policy struct {
 	Burst int
 
 	// Precomputed by NewPolicy to keep string building off the request path.
-	bucketPrefix string
+	bucketSuffix string
 	policyField  string
 }
 
@@ -37,12 +31,12 @@ func NewPolicy(name string, p ratespec.Policy) Policy {
 		burst = p.Count
 	}
 	q := Policy{Name: name, Rate: p.Rate, Burst: burst}
-	q.bucketPrefix = q.makeBucketPrefix()
+	q.bucketSuffix = q.makeBucketSuffix()
 	q.policyField = q.makePolicyField()
 	return q
 }
 
-func (p Policy) makeBucketPrefix() string { return "azen:rl:" + p.Name + ":" + p.ID() + ":" }
+func (p Policy) makeBucketSuffix() string { return "}:" + p.Name + ":" + p.ID() }
 
 // makePolicyField is the draft-10 RateLimit-Policy value: "NAME";q=COUNT;w=SECONDS.
 func (p Policy) makePolicyField() string {
@@ -76,6 +70,12 @@ func (p Policy) Emission() time.Duration {
 	return p.Rate.Period / time.Duration(p.Rate.Count)
 }
 
+// emissionMicros is the emission interval in microseconds, unrounded: the
+// unit the GCRA arithmetic (gcra.go, the lease script) counts in.
+func (p Policy) emissionMicros() float64 {
+	return float64(p.Rate.Period) / float64(p.Rate.Count) / 1e3
+}
+
 // ID names the policy's numbers compactly for bucket keys: 600/60s/100.
 // Two policies with different numbers never share an ID.
 func (p Policy) ID() string {
@@ -94,20 +94,28 @@ func durationID(d time.Duration) string {
 const maxKeyPart = 128
 
 // Bucket is the storage name of key's bucket under this policy:
-// azen:rl:<policy name>:<count>/<period>/<burst>:<key>. The name and the
+// azen:rl:{<key>}:<policy name>:<count>/<period>/<burst>. The name and the
 // numbers are both part of it, so two tiers, an override and the default
-// never share a bucket, and changing a policy's numbers starts fresh buckets.
-// redis_rate stores it as "rate:" + Bucket.
+// never share a bucket, and changing a policy's numbers starts fresh
+// buckets. The key is Redis Cluster's hash tag, so every record of one key
+// (its buckets, and later its quota counters) lives in one slot and one
+// script call can touch them together.
 func (p Policy) Bucket(key string) string {
+	suffix := p.bucketSuffix
+	if suffix == "" {
+		suffix = p.makeBucketSuffix()
+	}
+	return "azen:rl:{" + KeyTag(key) + suffix
+}
+
+// KeyTag is the part of a bucket name that names the key (its Cluster hash
+// tag): the key itself, or its hash when it is longer than 128 bytes.
+func KeyTag(key string) string {
 	if len(key) > maxKeyPart {
 		sum := sha256.Sum256([]byte(key))
-		key = "sha256-" + hex.EncodeToString(sum[:16])
+		return "sha256-" + hex.EncodeToString(sum[:16])
 	}
-	prefix := p.bucketPrefix
-	if prefix == "" {
-		prefix = p.makeBucketPrefix()
-	}
-	return prefix + key
+	return key
 }
 
 // Divide returns the share of p one of n gateways may grant on its own: the
@@ -158,12 +166,6 @@ type Decision struct {
 	RetryAfter time.Duration
 	// ResetAfter is how long until the bucket is full again.
 	ResetAfter time.Duration
-}
-
-// Limiter decides whether cost units of a bucket (named by Policy.Bucket)
-// may be spent under policy p.
-type Limiter interface {
-	Allow(ctx context.Context, bucket string, p Policy, cost int) (Decision, error)
 }
 
 // ceilSeconds rounds d up to whole seconds, at least 1.

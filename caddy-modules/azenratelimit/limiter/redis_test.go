@@ -3,6 +3,9 @@ package limiter
 import (
 	"context"
 	"errors"
+	"math"
+	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,39 +17,131 @@ import (
 	"github.com/azen-sh/gateway/internal/testenv"
 )
 
+func newTestRedis(t testing.TB) (*testenv.Redis, redis.UniversalClient) {
+	t.Helper()
+	rs := testenv.StartRedis(t)
+	client := redis.NewClient(&redis.Options{Addr: rs.Addr(), ContextTimeoutEnabled: true, MaxRetries: -1, PoolSize: 32})
+	t.Cleanup(func() { client.Close() })
+	return rs, client
+}
+
+// The lease script and gcra.go are one algorithm: random sequences of
+// calls from three holders, each applied to Redis and then to the Go code
+// at the time Redis reports, give the same answers, and the same state.
+func TestLeaseScriptMatchesGo(t *testing.T) {
+	_, client := newTestRedis(t)
+	r := NewRedis(client)
+	defer r.Close()
+	rng := rand.New(rand.NewPCG(1, 2))
+	policies := []Policy{
+		policy(t, "a", "10/s burst 20"),
+		policy(t, "b", "7/s burst 5"),     // emission not a whole number of µs
+		policy(t, "c", "1000/s burst 50"), // refills within the test
+		policy(t, "d", "3/h burst 3"),
+	}
+	for pi, p := range policies {
+		bucket := p.Bucket("diff-" + strconv.Itoa(pi))
+		var model gcraState
+		holders := []string{"g1", "g2", "g3"}
+		seq := map[string]int64{}
+		confirm := map[string]int64{}
+		pocket := map[string]int64{}
+		gen := map[string]string{}
+		hint := map[string]float64{}
+		for step := 0; step < 120; step++ {
+			h := holders[rng.IntN(len(holders))]
+			seq[h]++
+			a := leaseArgs{
+				emission: p.emissionMicros(), burst: int64(p.Burst), holder: h,
+				seq: seq[h], confirm: confirm[h], gateways: int64(1 + rng.IntN(3)),
+				cost: int64(1 + rng.IntN(min(3, p.Burst))), genSeen: gen[h], hint: hint[h],
+				ttl: float64([]int{2000, 50000, 1000000}[rng.IntN(3)]), retain: 10e6,
+			}
+			a.need = a.cost * int64(rng.IntN(3))
+			a.extra = int64(rng.IntN(10))
+			if rng.IntN(4) == 0 {
+				a.debt = int64(rng.IntN(3))
+			}
+			switch rng.IntN(3) {
+			case 0: // keep the whole pocket
+				a.keep = pocket[h]
+			case 1: // give it back
+				a.ret = pocket[h]
+			case 2: // spent part of it
+				a.keep = pocket[h] / 2
+			}
+			if rng.IntN(20) == 0 {
+				a.seq = max(1, seq[h]-5) // a stale call
+			}
+			got, err := r.lease(context.Background(), bucket, a)
+			if err != nil {
+				t.Fatalf("%s step %d: %v", p, step, err)
+			}
+			want := model.lease(got.now, a)
+			want.ttlRel = 0
+			if got.stale != want.stale || got.need != want.need || got.extra != want.extra ||
+				got.found != want.found || got.avail != want.avail || got.gen != want.gen ||
+				math.Abs(got.tatRel-want.tatRel) > 1 || math.Abs(got.retryRel-want.retryRel) > 1 {
+				t.Fatalf("%s step %d (%+v):\nredis %+v\ngo    %+v", p, step, a, got, want)
+			}
+			if got.stale {
+				continue
+			}
+			stored, err := client.HGet(context.Background(), bucket, "t").Float64()
+			if err != nil || math.Abs(stored-model.tat) > 1e-6*math.Abs(model.tat) {
+				t.Fatalf("%s step %d: stored tat %v (%v), go %v", p, step, stored, err, model.tat)
+			}
+			if a.keep > 0 && got.found {
+				pocket[h] = a.keep + got.extra
+			} else {
+				pocket[h] = got.extra
+			}
+			confirm[h] = 0
+			if pocket[h] > 0 {
+				confirm[h] = a.seq
+			}
+			gen[h], hint[h] = got.gen, got.now+got.tatRel
+			if rng.IntN(30) == 0 {
+				time.Sleep(3 * time.Millisecond) // let holds expire
+			}
+		}
+	}
+}
+
 // Many concurrent calls are pipelined together, yet each is one script
 // call and the bucket stays exact; callers whose context ends are answered
-// at once and change nothing they were not told about.
+// at once; a closed store refuses calls.
 func TestRedisPipelinedCallsStayExact(t *testing.T) {
-	rs := testenv.StartRedis(t)
-	client := redis.NewClient(&redis.Options{Addr: rs.Addr(), ContextTimeoutEnabled: true, MaxRetries: -1, PoolSize: 16})
-	defer client.Close()
+	_, client := newTestRedis(t)
 	r := NewRedis(client)
 	defer r.Close()
 	p := policy(t, "default", "100/h burst 100")
 	bucket := p.Bucket("pipelined")
-	// Load the script (a cold Redis answers the first EVALSHAs with
-	// NOSCRIPT, and redis_rate retries those with EVAL), then count.
-	if _, err := r.Allow(context.Background(), p.Bucket("warm-up"), p, 1); err != nil {
+	call := func(ctx context.Context, seq int64) (leaseResult, error) {
+		return r.lease(ctx, bucket, leaseArgs{
+			emission: p.emissionMicros(), burst: 100, holder: "h" + strconv.FormatInt(seq, 10), seq: 1,
+			need: 1, cost: 1, gateways: 1, ttl: 1e6, retain: 1e7,
+		})
+	}
+	if err := r.LoadScript(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if err := client.ConfigResetStat(context.Background()).Err(); err != nil {
 		t.Fatal(err)
 	}
-
-	var allowed, refused atomic.Int64
+	var allowed, refused, seq atomic.Int64
 	var wg sync.WaitGroup
 	for g := 0; g < 32; g++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 10; i++ {
-				d, err := r.Allow(context.Background(), bucket, p, 1)
+				res, err := call(context.Background(), seq.Add(1))
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				if d.Allowed {
+				if res.need == 1 {
 					allowed.Add(1)
 				} else {
 					refused.Add(1)
@@ -63,26 +158,13 @@ func TestRedisPipelinedCallsStayExact(t *testing.T) {
 		t.Errorf("%d script calls for 320 decisions", calls)
 	}
 
-	// Cancelled and expired contexts come back at once with their error.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := r.Allow(ctx, bucket, p, 1); !errors.Is(err, context.Canceled) {
+	if _, err := call(ctx, seq.Add(1)); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled call: %v", err)
 	}
-	var wg2 sync.WaitGroup
-	for g := 0; g < 16; g++ {
-		wg2.Add(1)
-		go func() {
-			defer wg2.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), time.Duration(g)*50*time.Microsecond)
-			defer cancel()
-			_, _ = r.Allow(ctx, p.Bucket("short"), p, 1)
-		}()
-	}
-	wg2.Wait()
-
 	r.Close()
-	if _, err := r.Allow(context.Background(), bucket, p, 1); err == nil {
+	if _, err := call(context.Background(), seq.Add(1)); err == nil {
 		t.Error("call after Close succeeded")
 	}
 }
@@ -101,4 +183,21 @@ func scriptCalls(info string) int {
 		}
 	}
 	return n
+}
+
+func TestParseLeaseReplyRejectsMalformedReplies(t *testing.T) {
+	for name, v := range map[string][]any{
+		"empty":          {},
+		"short":          {int64(1), int64(2)},
+		"not a number":   {"x", int64(0), int64(0), int64(0), int64(0), int64(0), int64(0), "g"},
+		"gen not string": {int64(1), int64(0), int64(0), int64(0), int64(0), int64(0), int64(0), int64(5)},
+		"negative grant": {int64(-2), int64(0), int64(0), int64(0), int64(0), int64(0), int64(0), "g"},
+	} {
+		if _, err := parseLeaseReply(v); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+	if r, err := parseLeaseReply([]any{int64(-1)}); err != nil || !r.stale {
+		t.Errorf("stale reply: %+v %v", r, err)
+	}
 }

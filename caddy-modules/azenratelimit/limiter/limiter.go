@@ -1,0 +1,500 @@
+package limiter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Mode is what a Limiter does for a request while the shared store cannot
+// be asked (on_redis_error).
+type Mode int
+
+const (
+	// ModeLocal decides on this gateway alone, with its share of the policy.
+	ModeLocal Mode = iota
+	// ModeAllow lets the request through without a decision.
+	ModeAllow
+	// ModeDeny fails the request.
+	ModeDeny
+)
+
+// Source says who made a decision.
+type Source int
+
+const (
+	// SourceShared: the shared bucket (a Redis answer, a token of this
+	// gateway's lease, or a refusal Redis gave and that still holds).
+	SourceShared Source = iota
+	// SourceLocal: this gateway alone (no Redis, or on_redis_error local).
+	SourceLocal
+	// SourceAllow: no decision (on_redis_error allow).
+	SourceAllow
+	// SourceDeny: refused for want of Redis (on_redis_error deny).
+	SourceDeny
+)
+
+// Request asks for Cost units of a bucket.
+type Request struct {
+	Bucket string // Policy.Bucket(key)
+	Policy Policy
+	Cost   int
+	// Mode and Timeout apply while Redis fails; Timeout bounds each call.
+	Mode    Mode
+	Timeout time.Duration
+	// MinGateways is the fewest gateways local mode divides the policy by
+	// (min_gateways), whatever the count last seen.
+	MinGateways int
+}
+
+// Result is a Limiter's answer. Decided is false when the request passes
+// without a decision (Source SourceAllow): no rate-limit headers then.
+type Result struct {
+	Decision Decision
+	Decided  bool
+	Source   Source
+}
+
+// Events receives what a Limiter wants told (logs, metrics); every method
+// may be called from any goroutine.
+type Events interface {
+	// CallDone reports one call to the shared store and its latency.
+	CallDone(elapsed time.Duration, err error)
+	// Degraded reports that the breaker opened: Redis is failing.
+	Degraded(cause error)
+	// Recovered reports that the breaker closed again.
+	Recovered()
+}
+
+// Tuning that the contract leaves to us (docs/ratelimit.md explains it).
+const (
+	// leaseHorizon sizes a lease: about this long of this gateway's demand.
+	leaseHorizon = 100 * time.Millisecond
+	// leaseLife is how long a pocket may be spent after the call that
+	// granted or extended it was sent.
+	leaseLife = 500 * time.Millisecond
+	// holdTTL is how long the store keeps a hold after the call: longer
+	// than leaseLife, so a pocket always expires on the gateway first.
+	holdTTL = time.Second
+	// idleReturn: a pocket untouched this long goes back to the bucket.
+	idleReturn = 100 * time.Millisecond
+	// returnBefore: a pocket goes back this long before it would expire.
+	returnBefore = 100 * time.Millisecond
+	// maintainEvery is how often pockets and debts are looked after.
+	maintainEvery = 20 * time.Millisecond
+	// breakerThreshold consecutive failed calls open the breaker, which
+	// then keeps calls off Redis for breakerCooldown before one probe.
+	breakerThreshold = 3
+	breakerCooldown  = time.Second
+)
+
+var (
+	errBreakerOpen = errors.New("redis circuit breaker is open")
+	errClosed      = errors.New("rate limiter closed")
+)
+
+// Limiter is azen_ratelimit's decision: the shared bucket in Redis reached
+// through leases, the in-process fallback, and the circuit breaker between
+// them. With a nil store it is the in-process limiter alone.
+//
+// Consistency: a gateway spends the tokens of its lease without asking
+// Redis, so the policy holds exactly across any number of gateways (held
+// tokens count against the bucket until spent or returned), while the
+// headers a gateway sends reflect the bucket as of its last Redis answer
+// less its own spending since: other gateways' spending since is not seen.
+type Limiter struct {
+	store    store
+	local    *Local
+	breaker  *Breaker
+	clock    clock
+	holder   string
+	gateways func() int
+
+	entries entries
+	seq     atomic.Int64
+	events  atomic.Pointer[Events]
+
+	activeMu sync.Mutex
+	active   map[*entry]struct{}
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// store is where shared buckets live: *Redis, or a fake in tests.
+type store interface {
+	lease(ctx context.Context, bucket string, a leaseArgs) (leaseResult, error)
+}
+
+// Config builds a Limiter.
+type Config struct {
+	// Redis is the shared store; nil for the in-process limiter alone.
+	Redis *Redis
+	// Holder names this gateway in the store's records (unique per process).
+	Holder string
+	// Gateways is the number of gateways last seen alive (nil: 1).
+	Gateways func() int
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+}
+
+// New returns a Limiter; Close stops its background work.
+func New(cfg Config) *Limiter {
+	var s store
+	if cfg.Redis != nil {
+		s = cfg.Redis
+	}
+	return newLimiter(s, cfg)
+}
+
+func newLimiter(s store, cfg Config) *Limiter {
+	if cfg.Gateways == nil {
+		cfg.Gateways = func() int { return 1 }
+	}
+	l := &Limiter{
+		store:    s,
+		local:    NewLocal(cfg.Now),
+		breaker:  NewBreaker(breakerThreshold, breakerCooldown, cfg.Now),
+		clock:    newClock(cfg.Now),
+		holder:   cfg.Holder,
+		gateways: cfg.Gateways,
+		active:   map[*entry]struct{}{},
+	}
+	l.entries.init()
+	l.ctx, l.cancel = context.WithCancel(context.Background())
+	if s != nil {
+		l.wg.Add(1)
+		go l.maintain()
+	}
+	return l
+}
+
+// SetEvents sets who hears about calls and degradation (the configuration
+// loaded last).
+func (l *Limiter) SetEvents(ev Events) { l.events.Store(&ev) }
+
+// Close returns nothing more to Redis and stops the background work.
+func (l *Limiter) Close() {
+	l.cancel()
+	l.wg.Wait()
+}
+
+// Shared reports whether a shared store is configured.
+func (l *Limiter) Shared() bool { return l.store != nil }
+
+// BreakerOpen reports whether calls are kept off Redis now.
+func (l *Limiter) BreakerOpen() bool { return l.breaker.Open() }
+
+// Allow decides whether r.Cost units of r.Bucket may be spent now. The
+// error is a request that cannot be decided (ModeDeny while Redis fails,
+// or the request's context ending while it waited).
+func (l *Limiter) Allow(ctx context.Context, r Request) (Result, error) {
+	if l.store == nil {
+		return Result{Decision: l.local.Allow(r.Bucket, r.Policy, r.Cost), Decided: true, Source: SourceLocal}, nil
+	}
+	now := l.clock.now()
+	e := l.entries.get(r.Bucket, r.Policy, now)
+	e.mu.Lock()
+	for e.dead { // swept between the lookup and the lock
+		e.mu.Unlock()
+		e = l.entries.get(r.Bucket, r.Policy, now)
+		e.mu.Lock()
+	}
+	e.noteUse(now, r, max(l.gateways(), r.MinGateways, 1))
+	if d, ok := e.serve(now, r.Cost); ok {
+		l.maybePrefetch(e, now)
+		e.mu.Unlock()
+		return Result{Decision: d, Decided: true, Source: SourceShared}, nil
+	}
+	w := &waiter{cost: r.Cost, wake: make(chan struct{}, 1)}
+	for {
+		if w.done {
+			e.mu.Unlock()
+			if w.err != nil {
+				return l.degraded(e, r, w.err)
+			}
+			return Result{Decision: w.res, Decided: true, Source: SourceShared}, nil
+		}
+		if w.call == nil {
+			if d, ok := e.serve(now, r.Cost); ok {
+				e.unqueue(w)
+				e.mu.Unlock()
+				return Result{Decision: d, Decided: true, Source: SourceShared}, nil
+			}
+			if e.call == nil {
+				e.unqueue(w)
+				if !l.breaker.Allow() {
+					e.mu.Unlock()
+					return l.degraded(e, r, errBreakerOpen)
+				}
+				c := l.startCall(e, now, append(e.pending, w))
+				e.pending = nil
+				e.mu.Unlock()
+				l.run(e, c)
+				e.mu.Lock()
+				continue
+			}
+			if !w.queued {
+				w.queued = true
+				e.pending = append(e.pending, w)
+			}
+		}
+		e.mu.Unlock()
+		select {
+		case <-w.wake:
+		case <-ctx.Done():
+			e.mu.Lock()
+			if !w.done {
+				w.abandoned = true
+				e.unqueue(w)
+			}
+			e.mu.Unlock()
+			return Result{}, fmt.Errorf("request ended while asking Redis: %w", ctx.Err())
+		}
+		e.mu.Lock()
+		now = l.clock.now()
+	}
+}
+
+// degraded decides a request that Redis could not decide, by r.Mode.
+func (l *Limiter) degraded(e *entry, r Request, cause error) (Result, error) {
+	switch r.Mode {
+	case ModeAllow:
+		return Result{Source: SourceAllow}, nil
+	case ModeDeny:
+		return Result{Source: SourceDeny}, fmt.Errorf("on_redis_error deny: %w", cause)
+	}
+	now := l.clock.now()
+	n := max(l.gateways(), r.MinGateways, 1)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	// Tokens Redis leased to this gateway are still good until they expire.
+	if e.pocket >= r.Cost && now.Before(e.pocketExp) {
+		e.pocket -= r.Cost
+		e.spent += r.Cost
+		return Result{Decision: e.leased(now), Decided: true, Source: SourceShared}, nil
+	}
+	share := r.Policy.Divide(n)
+	cost := min(r.Cost, share.Burst)
+	if e.answered {
+		// The share starts from the bucket as Redis last reported it (this
+		// gateway's part of what was left), not from a full bucket.
+		seed := l.clock.micros(e.tat)
+		if !e.share.exists {
+			e.share.exists, e.share.tat = true, seed
+		} else {
+			e.share.tat = max(e.share.tat, seed)
+		}
+	}
+	d := e.share.allow(l.clock.micros(now), share, cost)
+	if d.Allowed {
+		// Charged to the shared bucket once Redis answers again.
+		e.debt += r.Cost
+		l.track(e)
+	}
+	return Result{Decision: d, Decided: true, Source: SourceLocal}, nil
+}
+
+// startCall builds the next call for e (its lock held) with the waiters of
+// batch, whose need it asks for; their need is granted in one piece each.
+func (l *Limiter) startCall(e *entry, now time.Time, batch []*waiter) *call {
+	c := &call{sent: now, batch: batch, timeout: e.timeout}
+	need, cost := 0, e.cost
+	for _, w := range batch {
+		w.call = c
+		need += w.cost
+		cost = max(cost, w.cost)
+	}
+	e.updateRate(now)
+	c.args = l.baseArgs(e)
+	c.args.need = int64(need)
+	c.args.cost = int64(max(1, cost))
+	c.args.extra = int64(e.want())
+	if e.pocket > 0 {
+		c.args.keep = int64(e.pocket)
+		c.args.confirm = e.confirm
+	}
+	c.args.debt = int64(e.debt)
+	e.debt = 0
+	e.call = c
+	return c
+}
+
+// startReturn builds a call that gives e's pocket back.
+func (l *Limiter) startReturn(e *entry, now time.Time) *call {
+	c := &call{sent: now, timeout: e.timeout}
+	c.args = l.baseArgs(e)
+	c.args.cost = int64(max(1, e.cost))
+	c.args.ret = int64(e.pocket)
+	c.args.confirm = e.confirm
+	c.args.debt = int64(e.debt)
+	e.debt = 0
+	e.pocket = 0
+	e.call = c
+	return c
+}
+
+func (l *Limiter) baseArgs(e *entry) leaseArgs {
+	a := leaseArgs{
+		emission: e.emission,
+		burst:    e.burst,
+		holder:   l.holder,
+		seq:      l.seq.Add(1),
+		gateways: int64(max(1, e.gateways)),
+		genSeen:  e.gen,
+		ttl:      float64(holdTTL / time.Microsecond),
+		retain:   float64((10*time.Second + 2*e.timeout) / time.Microsecond),
+	}
+	if e.answered {
+		a.hint = e.hint
+	}
+	return a
+}
+
+// run makes call c for e and applies its answer.
+func (l *Limiter) run(e *entry, c *call) {
+	timeout := c.timeout
+	if timeout <= 0 {
+		timeout = 50 * time.Millisecond
+	}
+	ctx, cancel := context.WithTimeout(l.ctx, timeout)
+	start := l.clock.now()
+	res, err := l.store.lease(ctx, e.bucket, c.args)
+	cancel()
+	ev := l.eventSink()
+	if ev != nil {
+		ev.CallDone(l.clock.now().Sub(start), err)
+	}
+	if err == nil && res.stale {
+		err = errStaleCall
+	}
+	var recovered, opened bool
+	switch {
+	case err == nil:
+		recovered = l.breaker.Success()
+	case l.ctx.Err() != nil:
+		err = errClosed
+	case !errors.Is(err, errStaleCall):
+		opened = l.breaker.Failure(start)
+	}
+	now := l.clock.now()
+	e.mu.Lock()
+	e.call = nil
+	if err != nil {
+		e.fail(c, err)
+	} else {
+		e.apply(c, res, now)
+	}
+	e.wakePending()
+	if e.pocket > 0 || e.debt > 0 {
+		l.track(e)
+	}
+	e.mu.Unlock()
+	if ev != nil {
+		if opened {
+			ev.Degraded(err)
+		}
+		if recovered {
+			ev.Recovered()
+		}
+	}
+}
+
+func (l *Limiter) eventSink() Events {
+	if p := l.events.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// maybePrefetch renews e's lease in the background before its pocket runs
+// dry, when this gateway is busy on the bucket (e's lock held).
+func (l *Limiter) maybePrefetch(e *entry, now time.Time) {
+	if e.call != nil || !l.breaker.Closed() {
+		return
+	}
+	want := e.want()
+	if want < 2 || e.pocket >= want/2 {
+		return
+	}
+	if e.spare < 2*max(1, e.gateways) {
+		// Near empty at the last answer: a lease would bring nothing, and
+		// requests ask for their own tokens.
+		return
+	}
+	c := l.startCall(e, now, nil)
+	go l.run(e, c)
+}
+
+// Calls made in the background (prefetches, returns, debts) run on their
+// own goroutine; Close cancels them through l.ctx.
+
+// track remembers that e holds a pocket or a debt to look after.
+func (l *Limiter) track(e *entry) {
+	if e.tracked {
+		return
+	}
+	e.tracked = true
+	l.activeMu.Lock()
+	l.active[e] = struct{}{}
+	l.activeMu.Unlock()
+}
+
+// maintain gives back pockets no longer needed, drops expired ones, and
+// charges the debts of local mode to Redis once it answers.
+func (l *Limiter) maintain() {
+	defer l.wg.Done()
+	tick := time.NewTicker(maintainEvery)
+	defer tick.Stop()
+	var list []*entry
+	for {
+		select {
+		case <-l.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		list = list[:0]
+		l.activeMu.Lock()
+		for e := range l.active {
+			list = append(list, e)
+		}
+		l.activeMu.Unlock()
+		for _, e := range list {
+			l.look(e)
+		}
+	}
+}
+
+func (l *Limiter) look(e *entry) {
+	now := l.clock.now()
+	e.mu.Lock()
+	var c *call
+	if e.call == nil {
+		if e.pocket > 0 && !now.Before(e.pocketExp) {
+			e.pocket = 0 // expired: the store counts it as spent
+		}
+		switch {
+		case e.pocket > 0 && (now.Sub(e.lastUse) >= idleReturn || e.pocketExp.Sub(now) <= returnBefore):
+			if l.breaker.Closed() {
+				c = l.startReturn(e, now)
+			}
+		case e.debt > 0 && l.breaker.Allow():
+			c = l.startCall(e, now, nil)
+			c.args.extra = 0
+		}
+	}
+	if c == nil && e.call == nil && e.pocket == 0 && e.debt == 0 {
+		e.tracked = false
+		l.activeMu.Lock()
+		delete(l.active, e)
+		l.activeMu.Unlock()
+	}
+	e.mu.Unlock()
+	if c != nil {
+		go l.run(e, c)
+	}
+}
