@@ -40,10 +40,11 @@ func readBody(r *http.Request) ([]byte, error) {
 	return data, nil
 }
 
-// checkLength bounds the length of a client's string in characters.
-func checkLength(name, s string, minRunes, maxRunes int) error {
-	if n := utf8.RuneCountInString(s); n < minRunes || n > maxRunes {
-		return invalid("%s must be %d to %d characters long, got %d", name, minRunes, maxRunes, n)
+// checkLength is the rule of every string a client sends: 1 to maxRunes
+// characters.
+func checkLength(name, s string, maxRunes int) error {
+	if n := utf8.RuneCountInString(s); n < 1 || n > maxRunes {
+		return invalid("%s must be 1 to %d characters long, got %d", name, maxRunes, n)
 	}
 	return nil
 }
@@ -52,7 +53,7 @@ func checkLength(name, s string, minRunes, maxRunes int) error {
 // query: 1 to 255 characters and no control character. No key can carry
 // one (the gateway refuses them), and PostgreSQL cannot compare a NUL.
 func checkUserID(s string) error {
-	if err := checkLength("userId", s, 1, maxUserIDRunes); err != nil {
+	if err := checkLength("userId", s, maxUserIDRunes); err != nil {
 		return err
 	}
 	for _, r := range s {
@@ -63,15 +64,15 @@ func checkUserID(s string) error {
 	return nil
 }
 
-// stringField reads a required or optional string of minRunes..maxRunes
+// stringField reads a required or optional string of 1 to maxRunes
 // characters. present is false when the field is absent (or null and not
 // required).
-func stringField(f jsonobj.Object, name string, required bool, minRunes, maxRunes int) (value string, present bool, err error) {
+func stringField(f jsonobj.Object, name string, required bool, maxRunes int) (value string, present bool, err error) {
 	value, present, err = f.String(name, required)
 	if err != nil || !present {
 		return "", false, err
 	}
-	if err := checkLength(name, value, minRunes, maxRunes); err != nil {
+	if err := checkLength(name, value, maxRunes); err != nil {
 		return "", false, err
 	}
 	return value, true, nil
@@ -112,10 +113,10 @@ func parseCreate(data []byte) (createRequest, error) {
 		return createRequest{}, err
 	}
 	var req createRequest
-	if req.Text, _, err = stringField(f, "text", true, 1, maxTextRunes); err != nil {
+	if req.Text, _, err = stringField(f, "text", true, maxTextRunes); err != nil {
 		return createRequest{}, err
 	}
-	if req.DedupKey, _, err = stringField(f, "dedupKey", false, 1, maxDedupKeyRunes); err != nil {
+	if req.DedupKey, _, err = stringField(f, "dedupKey", false, maxDedupKeyRunes); err != nil {
 		return createRequest{}, err
 	}
 	if req.Metadata, _, err = metadataField(f); err != nil {
@@ -135,7 +136,7 @@ func parsePatch(data []byte) (MemoryPatch, error) {
 		return MemoryPatch{}, invalid("text must be a string")
 	}
 	var patch MemoryPatch
-	text, present, err := stringField(f, "text", false, 1, maxTextRunes)
+	text, present, err := stringField(f, "text", false, maxTextRunes)
 	if err != nil {
 		return MemoryPatch{}, err
 	}
@@ -167,7 +168,7 @@ func parseSearch(data []byte) (searchRequest, error) {
 		return searchRequest{}, err
 	}
 	var req searchRequest
-	if req.Query, _, err = stringField(f, "query", true, 1, maxQueryRunes); err != nil {
+	if req.Query, _, err = stringField(f, "query", true, maxQueryRunes); err != nil {
 		return searchRequest{}, err
 	}
 	req.TopK = defaultTopK
