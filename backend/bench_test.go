@@ -89,13 +89,13 @@ func benchStore(b *testing.B, url string) {
 			defer wg.Done()
 			c := newBenchCorpus(uint64(w) + 1)
 			for range benchMemories / 8 {
-				id, _, _, err := s.Create(ctx, NewMemory{OrgID: orgA, UserID: fmt.Sprint("user", c.rng.IntN(10)), Text: c.text()})
+				created, err := s.Create(ctx, NewMemory{OrgID: orgA, UserID: fmt.Sprint("user", c.rng.IntN(10)), Text: c.text()})
 				if err != nil {
 					b.Error(err)
 					return
 				}
 				mu.Lock()
-				ids = append(ids, id)
+				ids = append(ids, created.ID)
 				mu.Unlock()
 			}
 		}()
@@ -118,7 +118,7 @@ func benchStore(b *testing.B, url string) {
 		lat := make([]time.Duration, 0, b.N)
 		for b.Loop() {
 			t0 := time.Now()
-			if _, _, _, err := s.Create(ctx, NewMemory{OrgID: orgB, UserID: "u", Text: c.text()}); err != nil {
+			if _, err := s.Create(ctx, NewMemory{OrgID: orgB, UserID: "u", Text: c.text()}); err != nil {
 				b.Fatal(err)
 			}
 			lat = append(lat, time.Since(t0))

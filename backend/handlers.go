@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/azen-sh/gateway/internal/contract"
+	"github.com/azen-sh/gateway/internal/ids"
+	"github.com/azen-sh/gateway/internal/jsonobj"
 )
 
 // memoryJSON is the wire form of a memory (contract §8).
@@ -35,18 +37,19 @@ func toJSON(m Memory) memoryJSON {
 	}
 }
 
-// pathID reads the {id} path segment, which must be a UUID.
+// pathID reads the {id} path segment, which must be a UUID (either case;
+// the store's ids are lower case).
 func pathID(r *http.Request) (string, error) {
 	raw := r.PathValue("id")
-	id, ok := parseUUID(raw)
+	id, ok := ids.Parse(raw)
 	if !ok {
-		return "", invalid("id must be a UUID, got %s", quoteName(raw))
+		return "", invalid("id must be a UUID, got %s", jsonobj.QuoteName(raw))
 	}
 	return id, nil
 }
 
 func (s *server) handleCreate(w http.ResponseWriter, r *http.Request, id contract.Identity) error {
-	data, err := readBody(w, r)
+	data, err := readBody(r)
 	if err != nil {
 		return err
 	}
@@ -54,20 +57,20 @@ func (s *server) handleCreate(w http.ResponseWriter, r *http.Request, id contrac
 	if err != nil {
 		return err
 	}
-	memID, createdAt, dup, err := s.store.Create(r.Context(), NewMemory{
+	c, err := s.store.Create(r.Context(), NewMemory{
 		OrgID: id.OrganizationID, UserID: id.UserID,
 		Text: req.Text, DedupKey: req.DedupKey, Metadata: req.Metadata,
 	})
 	if err != nil {
 		return err
 	}
-	if dup {
+	if c.Duplicated {
 		writeJSON(w, http.StatusOK, struct {
 			Status     string `json:"status"`
 			MemoryID   string `json:"memoryId"`
 			Duplicated bool   `json:"duplicated"`
 			Message    string `json:"message"`
-		}{"success", memID, true, "A memory with this dedupKey already exists; nothing was stored."})
+		}{"success", c.ID, true, "A memory with this dedupKey already exists; nothing was stored."})
 		return nil
 	}
 	writeJSON(w, http.StatusCreated, struct {
@@ -76,7 +79,7 @@ func (s *server) handleCreate(w http.ResponseWriter, r *http.Request, id contrac
 		CreatedAt       string `json:"createdAt"`
 		Embedding       string `json:"embedding"`
 		EmbeddingStatus string `json:"embeddingStatus"`
-	}{"success", memID, timeJSON(createdAt), "completed", "completed"})
+	}{"success", c.ID, timeJSON(c.CreatedAt), "completed", "completed"})
 	return nil
 }
 
@@ -103,15 +106,7 @@ func (s *server) handleList(w http.ResponseWriter, r *http.Request, id contract.
 	if err != nil {
 		return err
 	}
-	q := ListQuery{OrgID: id.OrganizationID, UserID: req.UserID, Page: req.Page, Per: req.Per}
-	if req.UseCursor {
-		q.Cursor = req.Cursor
-		if q.Cursor == nil {
-			// An empty cursor starts keyset paging at the newest memory.
-			q.Cursor = &Cursor{CreatedAt: 1<<63 - 1, ID: "00000000-0000-0000-0000-000000000000"}
-		}
-	}
-	res, err := s.store.List(r.Context(), q)
+	res, err := s.store.List(r.Context(), ListQuery{OrgID: id.OrganizationID, UserID: req.UserID, Page: req.Page, Per: req.Per, Cursor: req.Cursor})
 	if err != nil {
 		return err
 	}
@@ -119,8 +114,8 @@ func (s *server) handleList(w http.ResponseWriter, r *http.Request, id contract.
 	for i, m := range res.Memories {
 		memories[i] = toJSON(m)
 	}
-	var page *int64
-	if !req.UseCursor {
+	var page *int64 // null in keyset mode
+	if req.Cursor == nil {
 		page = &req.Page
 	}
 	var next *string
@@ -145,15 +140,15 @@ func (s *server) handlePatch(w http.ResponseWriter, r *http.Request, id contract
 	if err != nil {
 		return err
 	}
-	data, err := readBody(w, r)
+	data, err := readBody(r)
 	if err != nil {
 		return err
 	}
-	req, err := parsePatch(data)
+	patch, err := parsePatch(data)
 	if err != nil {
 		return err
 	}
-	m, err := s.store.Update(r.Context(), id.OrganizationID, memID, req.Text, req.Metadata, req.SetMetadata)
+	m, err := s.store.Update(r.Context(), id.OrganizationID, memID, patch)
 	if err != nil {
 		return err
 	}
@@ -188,7 +183,7 @@ type rawMatch struct {
 }
 
 func (s *server) handleSearch(w http.ResponseWriter, r *http.Request, id contract.Identity) error {
-	data, err := readBody(w, r)
+	data, err := readBody(r)
 	if err != nil {
 		return err
 	}

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +21,7 @@ type apiEnv struct {
 	t      *testing.T
 	srv    *httptest.Server
 	signer *contract.Signer
-	logs   *syncWriter
+	logs   *testenv.SyncBuffer
 	store  *Store
 }
 
@@ -30,7 +32,7 @@ func newAPIEnv(t *testing.T) *apiEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncWriter{w: &strings.Builder{}}
+	logs := &testenv.SyncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
 	srv := httptest.NewServer(newServer(store, signer, logger))
 	t.Cleanup(srv.Close)
@@ -77,12 +79,7 @@ func jsonString(s string) string {
 }
 
 func keys(m map[string]any) string {
-	var ks []string
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sortStrings(ks)
-	return strings.Join(ks, ",")
+	return strings.Join(slices.Sorted(maps.Keys(m)), ",")
 }
 
 // TestAPIRules has one row per rule of contract §8 and §3 that a single

@@ -7,13 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/azen-sh/gateway/internal/ids"
 	"github.com/azen-sh/gateway/internal/sqldb"
 )
 
@@ -44,19 +42,18 @@ type NewMemory struct {
 	Metadata json.RawMessage
 }
 
-// Store keeps memories in PostgreSQL or SQLite, sealed with the keyring.
+// Store keeps memories in PostgreSQL or SQLite, sealed with the keyring,
+// with a blind index of their terms for Search (search.go).
 type Store struct {
-	db  *sqldb.DB
-	kr  *keyring
-	now func() time.Time
-
-	statsMu sync.Mutex
-	stats   map[string]corpusStats // by search scope
+	db    *sqldb.DB
+	kr    *keyring
+	now   func() time.Time
+	stats statsCache
 }
 
 // NewStore wraps an open database. Call Migrate before use.
 func NewStore(db *sqldb.DB, kr *keyring) *Store {
-	return &Store{db: db, kr: kr, now: time.Now, stats: make(map[string]corpusStats)}
+	return &Store{db: db, kr: kr, now: time.Now}
 }
 
 // Migrate creates or updates the backend's tables under the migration lock.
@@ -103,54 +100,63 @@ func (s *Store) forUpdate() string {
 	return ""
 }
 
+// Created is what Create did: stored a new memory (CreatedAt as stored, to
+// the microsecond), or found the one that already has the dedupKey
+// (Duplicated, with a zero CreatedAt).
+type Created struct {
+	ID         string
+	CreatedAt  time.Time
+	Duplicated bool
+}
+
 // Create stores a memory. When the organization already has a memory with
-// the same dedupKey it returns that memory's id and duplicated=true; the
-// unique index on the dedupKey token makes this race-free.
-func (s *Store) Create(ctx context.Context, nm NewMemory) (id string, createdAt time.Time, duplicated bool, err error) {
+// the same dedupKey it returns that memory's id, Duplicated; the unique
+// index on the dedupKey token makes this race-free.
+func (s *Store) Create(ctx context.Context, nm NewMemory) (Created, error) {
 	if nm.DedupKey != "" {
 		if id, err := s.findDedup(ctx, nm.OrgID, nm.DedupKey); err != nil || id != "" {
-			return id, time.Time{}, id != "", err
+			return Created{ID: id, Duplicated: id != ""}, err
 		}
 	}
-	id = newUUIDv7()
-	now := s.now()
-	keyID, sealed, err := s.kr.seal(id, nm.OrgID, sealedPayload{Content: nm.Text, Metadata: nm.Metadata, DedupKey: nm.DedupKey})
+	r := memoryRow{ID: ids.New(), OrgID: nm.OrgID, UserID: nm.UserID, CreatedAt: micros(s.now())}
+	keyID, sealed, err := s.kr.seal(r.ID, r.OrgID, sealedPayload{Content: nm.Text, Metadata: nm.Metadata, DedupKey: nm.DedupKey})
 	if err != nil {
-		return "", time.Time{}, false, err
+		return Created{}, err
 	}
+	r.KeyID = keyID
 	var dedup []byte
 	if nm.DedupKey != "" {
-		dedup = s.kr.currentToken("d", nm.OrgID, nm.DedupKey)
+		dedup = s.kr.currentToken("d", r.OrgID, nm.DedupKey)
 	}
 	freq, length := terms(nm.Text)
 
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
-		return "", time.Time{}, false, fmt.Errorf("begin create: %w", err)
+		return Created{}, fmt.Errorf("begin create: %w", err)
 	}
 	defer s.rollback(tx)
 	const q = `INSERT INTO memories (id, organization_id, user_id, key_id, sealed, dedup_token, term_count, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	if _, err := tx.ExecContext(ctx, s.db.Rebind(q), id, nm.OrgID, nm.UserID, keyID, sealed, dedup, length, micros(now), micros(now)); err != nil {
+	if _, err := tx.ExecContext(ctx, s.db.Rebind(q), r.ID, r.OrgID, r.UserID, r.KeyID, sealed, dedup, length, r.CreatedAt, r.CreatedAt); err != nil {
 		if sqldb.IsUniqueViolation(err) && dedup != nil {
 			s.rollback(tx)
-			existing, ferr := s.findDedup(ctx, nm.OrgID, nm.DedupKey)
+			existing, ferr := s.findDedup(ctx, r.OrgID, nm.DedupKey)
 			if ferr != nil {
-				return "", time.Time{}, false, ferr
+				return Created{}, ferr
 			}
 			if existing != "" {
-				return existing, time.Time{}, true, nil
+				return Created{ID: existing, Duplicated: true}, nil
 			}
 		}
-		return "", time.Time{}, false, fmt.Errorf("insert memory: %w", err)
+		return Created{}, fmt.Errorf("insert memory: %w", err)
 	}
-	if err := s.insertTerms(ctx, tx, id, nm.OrgID, nm.UserID, keyID, freq, length); err != nil {
-		return "", time.Time{}, false, err
+	if err := s.insertTerms(ctx, tx, r, freq, length); err != nil {
+		return Created{}, err
 	}
 	if err := tx.Commit(); err != nil {
-		return "", time.Time{}, false, fmt.Errorf("commit create: %w", err)
+		return Created{}, fmt.Errorf("commit create: %w", err)
 	}
-	return id, now.UTC(), false, nil
+	return Created{ID: r.ID, CreatedAt: time.UnixMicro(r.CreatedAt).UTC()}, nil
 }
 
 // findDedup looks for a memory of orgID with dedupKey under every
@@ -172,39 +178,6 @@ func (s *Store) findDedup(ctx context.Context, orgID, dedupKey string) (string, 
 	return id, nil
 }
 
-// termBatch keeps each multi-row INSERT well under both databases'
-// bound-parameter limits.
-const termBatch = 400
-
-func (s *Store) insertTerms(ctx context.Context, tx *sqlx.Tx, memoryID, orgID, userID, keyID string, freq map[string]int, length int) error {
-	k := s.kr.keys[keyID]
-	type row struct {
-		token []byte
-		tf    int
-	}
-	rows := make([]row, 0, len(freq))
-	for term, tf := range freq {
-		rows = append(rows, row{k.token("t", orgID, term), tf})
-	}
-	for start := 0; start < len(rows); start += termBatch {
-		end := min(start+termBatch, len(rows))
-		var b strings.Builder
-		b.WriteString(`INSERT INTO memory_terms (token, memory_id, user_id, tf, doc_len) VALUES `)
-		args := make([]any, 0, (end-start)*5)
-		for i, r := range rows[start:end] {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteString("(?, ?, ?, ?, ?)")
-			args = append(args, r.token, memoryID, userID, r.tf, length)
-		}
-		if _, err := tx.ExecContext(ctx, s.db.Rebind(b.String()), args...); err != nil {
-			return fmt.Errorf("insert terms: %w", err)
-		}
-	}
-	return nil
-}
-
 // Get returns the memory id of orgID.
 func (s *Store) Get(ctx context.Context, orgID, id string) (Memory, error) {
 	var r memoryRow
@@ -217,12 +190,6 @@ func (s *Store) Get(ctx context.Context, orgID, id string) (Memory, error) {
 	}
 	m, _, err := s.decode(r)
 	return m, err
-}
-
-// Cursor is a keyset position: the memory after which the next page starts.
-type Cursor struct {
-	CreatedAt int64 // microseconds
-	ID        string
 }
 
 // ListQuery selects a page of an organization's memories, newest first.
@@ -285,10 +252,21 @@ func (s *Store) List(ctx context.Context, q ListQuery) (ListResult, error) {
 	return res, nil
 }
 
-// Update replaces the text and/or the metadata (setMetadata with a nil
-// metadata clears it). The row is re-sealed with the current key and its
-// search terms rewritten in the same transaction.
-func (s *Store) Update(ctx context.Context, orgID, id string, text *string, metadata json.RawMessage, setMetadata bool) (Memory, error) {
+// MemoryPatch is what Update changes; its zero value changes nothing (not
+// even updatedAt).
+type MemoryPatch struct {
+	Text *string // nil keeps the text
+	// Metadata, when not nil, replaces the metadata; pointing at nil or at
+	// `null` it clears it.
+	Metadata *json.RawMessage
+}
+
+// Update applies patch to memory id of orgID. The row is re-sealed with the
+// current key and its search terms rewritten in the same transaction.
+func (s *Store) Update(ctx context.Context, orgID, id string, patch MemoryPatch) (Memory, error) {
+	if patch == (MemoryPatch{}) {
+		return s.Get(ctx, orgID, id)
+	}
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return Memory{}, fmt.Errorf("begin update: %w", err)
@@ -306,11 +284,14 @@ func (s *Store) Update(ctx context.Context, orgID, id string, text *string, meta
 	if err != nil {
 		return Memory{}, err
 	}
-	if text != nil {
-		p.Content = *text
+	if patch.Text != nil {
+		p.Content = *patch.Text
 	}
-	if setMetadata {
-		p.Metadata = metadata
+	if patch.Metadata != nil {
+		p.Metadata = *patch.Metadata
+		if string(p.Metadata) == "null" {
+			p.Metadata = nil
+		}
 	}
 	now := s.now()
 	if !now.After(m.CreatedAt) {
@@ -345,7 +326,8 @@ func (s *Store) reseal(ctx context.Context, tx *sqlx.Tx, r memoryRow, p sealedPa
 	if _, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM memory_terms WHERE memory_id = ?`), r.ID); err != nil {
 		return fmt.Errorf("delete terms of %s: %w", r.ID, err)
 	}
-	return s.insertTerms(ctx, tx, r.ID, r.OrgID, r.UserID, keyID, freq, length)
+	r.KeyID = keyID
+	return s.insertTerms(ctx, tx, r, freq, length)
 }
 
 // Delete removes a memory and its search terms at once.
@@ -374,207 +356,6 @@ func (s *Store) Delete(ctx context.Context, orgID, id string) error {
 	}
 	return nil
 }
-
-// Match is one search hit.
-type Match struct {
-	Memory Memory
-	Score  float64
-}
-
-// BM25 parameters (the usual defaults).
-const (
-	bm25K1 = 1.2
-	bm25B  = 0.75
-)
-
-// Search ranks the memories of orgID (and userID when given) against query
-// with BM25 over the blind index: the query's terms are hashed exactly as
-// the stored ones, so no plaintext is needed. Best first; at most topK.
-func (s *Store) Search(ctx context.Context, orgID, userID, query string, topK int) ([]Match, error) {
-	freq, _ := terms(query)
-	if len(freq) == 0 {
-		return []Match{}, nil
-	}
-	termOf := make(map[string]int) // token -> query term index
-	var tokens [][]byte
-	nTerms := 0
-	for term := range freq {
-		for _, tok := range s.kr.allTokens("t", orgID, term) {
-			termOf[string(tok)] = nTerms
-			tokens = append(tokens, tok)
-		}
-		nTerms++
-	}
-
-	scope := `organization_id = ?`
-	scopeArgs := []any{orgID}
-	userFilter := ""
-	if userID != "" {
-		scope += ` AND user_id = ?`
-		scopeArgs = append(scopeArgs, userID)
-		userFilter = ` AND user_id = ?`
-	}
-	withUser := func(args ...any) []any {
-		if userID != "" {
-			args = append(args, userID)
-		}
-		return args
-	}
-
-	// Document frequency of each query term in the scope (an index scan of
-	// the postings), for the idf weights.
-	dq, dargs, err := sqlx.In(`SELECT token, COUNT(*) AS df FROM memory_terms WHERE token IN (?)`+userFilter+` GROUP BY token`, withUser(tokens)...)
-	if err != nil {
-		return nil, fmt.Errorf("build search query: %w", err)
-	}
-	var dfs []struct {
-		Token []byte `db:"token"`
-		DF    int64  `db:"df"`
-	}
-	if err := s.db.SelectContext(ctx, &dfs, s.db.Rebind(dq), dargs...); err != nil {
-		return nil, fmt.Errorf("search document frequencies: %w", err)
-	}
-	if len(dfs) == 0 {
-		return []Match{}, nil
-	}
-	stats, err := s.scopeStats(ctx, scope, scopeArgs)
-	if err != nil {
-		return nil, err
-	}
-	df := make([]int64, nTerms)
-	for _, d := range dfs {
-		df[termOf[string(d.Token)]] += d.DF
-	}
-	// Cached figures may lag behind the live postings: never let the
-	// corpus look smaller than a term's document frequency.
-	for _, d := range df {
-		stats.N = max(stats.N, d)
-	}
-	avgdl := 1.0
-	if stats.Total > 0 {
-		avgdl = float64(stats.Total) / float64(stats.N)
-	}
-
-	// BM25 is summed in the database so that only the top K come back:
-	// idf(t) * tf*(k1+1) / (tf + k1*(1-b) + k1*b*len/avgdl) per matching term.
-	//
-	// Terms found in more than half of the scope act as stop words: their
-	// idf is at most ln 2 (a term in one memory of 10 000 weighs about 9),
-	// yet scanning their postings is most of the cost of a search. They are
-	// left out of the ranking when the query has at least one rarer term,
-	// and used as usual when it has none.
-	selective := func(t int) bool { return df[t]*2 <= stats.N }
-	anySelective := false
-	for t := range df {
-		if df[t] > 0 && selective(t) {
-			anySelective = true
-		}
-	}
-	var b strings.Builder
-	var args []any
-	present := make([][]byte, 0, len(dfs))
-	b.WriteString(`SELECT memory_id, SUM(CASE token`)
-	for _, d := range dfs {
-		t := termOf[string(d.Token)]
-		if anySelective && !selective(t) {
-			continue
-		}
-		idf := math.Log(1 + (float64(stats.N)-float64(df[t])+0.5)/(float64(df[t])+0.5))
-		b.WriteString(` WHEN ? THEN CAST(? AS DOUBLE PRECISION)`)
-		args = append(args, d.Token, idf)
-		present = append(present, d.Token)
-	}
-	b.WriteString(` ELSE 0 END * tf * CAST(? AS DOUBLE PRECISION) / (tf + CAST(? AS DOUBLE PRECISION) + CAST(? AS DOUBLE PRECISION) * doc_len)) AS score` +
-		` FROM memory_terms WHERE token IN (?)` + userFilter +
-		` GROUP BY memory_id ORDER BY score DESC, memory_id DESC LIMIT ?`)
-	args = append(args, bm25K1+1, bm25K1*(1-bm25B), bm25K1*bm25B/avgdl, present)
-	args = withUser(args...)
-	args = append(args, topK)
-	sq, sargs, err := sqlx.In(b.String(), args...)
-	if err != nil {
-		return nil, fmt.Errorf("build search query: %w", err)
-	}
-	var ranked []struct {
-		ID    string  `db:"memory_id"`
-		Score float64 `db:"score"`
-	}
-	if err := s.db.SelectContext(ctx, &ranked, s.db.Rebind(sq), sargs...); err != nil {
-		return nil, fmt.Errorf("search ranking: %w", err)
-	}
-	if len(ranked) == 0 {
-		return []Match{}, nil
-	}
-
-	ids := make([]string, len(ranked))
-	for i, r := range ranked {
-		ids[i] = r.ID
-	}
-	q, qargs, err := sqlx.In(`SELECT `+memoryColumns+` FROM memories WHERE organization_id = ? AND id IN (?)`, orgID, ids)
-	if err != nil {
-		return nil, fmt.Errorf("build fetch query: %w", err)
-	}
-	var mrows []memoryRow
-	if err := s.db.SelectContext(ctx, &mrows, s.db.Rebind(q), qargs...); err != nil {
-		return nil, fmt.Errorf("fetch matches: %w", err)
-	}
-	byID := make(map[string]memoryRow, len(mrows))
-	for _, r := range mrows {
-		byID[r.ID] = r
-	}
-	out := make([]Match, 0, len(ranked))
-	for _, r := range ranked {
-		row, ok := byID[r.ID]
-		if !ok {
-			continue // deleted meanwhile
-		}
-		m, _, err := s.decode(row)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, Match{Memory: m, Score: r.Score})
-	}
-	return out, nil
-}
-
-// scopeStats is the number of memories and their total length in terms in
-// a search scope, the corpus figures of BM25. They change slowly, so they
-// are cached for statsTTL: a stale figure shifts scores a little but never
-// which memories match, since postings are always read live.
-func (s *Store) scopeStats(ctx context.Context, scope string, args []any) (corpusStats, error) {
-	parts := make([]string, len(args))
-	for i, a := range args {
-		parts[i], _ = a.(string)
-	}
-	key := strings.Join(parts, "\x00")
-	s.statsMu.Lock()
-	st, ok := s.stats[key]
-	s.statsMu.Unlock()
-	if ok && s.now().Sub(st.at) < statsTTL {
-		return st, nil
-	}
-	if err := s.db.GetContext(ctx, &st, s.db.Rebind(`SELECT COUNT(*) AS n, COALESCE(SUM(term_count), 0) AS total FROM memories WHERE `+scope), args...); err != nil {
-		return corpusStats{}, fmt.Errorf("search stats: %w", err)
-	}
-	st.at = s.now()
-	s.statsMu.Lock()
-	if len(s.stats) >= maxCachedStats {
-		clear(s.stats)
-	}
-	s.stats[key] = st
-	s.statsMu.Unlock()
-	return st, nil
-}
-
-type corpusStats struct {
-	N     int64 `db:"n"`
-	Total int64 `db:"total"`
-	at    time.Time
-}
-
-const (
-	statsTTL       = 5 * time.Second
-	maxCachedStats = 10000
-)
 
 // Ready checks that the database answers.
 func (s *Store) Ready(ctx context.Context) error {

@@ -64,27 +64,11 @@ func TestStore(t *testing.T) {
 
 func create(t *testing.T, s *Store, org, user, text string) string {
 	t.Helper()
-	id, _, dup, err := s.Create(context.Background(), NewMemory{OrgID: org, UserID: user, Text: text})
-	if err != nil || dup {
-		t.Fatalf("create: %v (dup %v)", err, dup)
+	c, err := s.Create(context.Background(), NewMemory{OrgID: org, UserID: user, Text: text})
+	if err != nil || c.Duplicated {
+		t.Fatalf("create: %v (%+v)", err, c)
 	}
-	return id
-}
-
-func searchIDs(t *testing.T, s *Store, org, user, query string, k int) []string {
-	t.Helper()
-	ms, err := s.Search(context.Background(), org, user, query, k)
-	if err != nil {
-		t.Fatalf("search %q: %v", query, err)
-	}
-	ids := make([]string, len(ms))
-	for i, m := range ms {
-		ids[i] = m.Memory.ID
-		if i > 0 && ms[i].Score > ms[i-1].Score {
-			t.Errorf("results not best first: %v", ms)
-		}
-	}
-	return ids
+	return c.ID
 }
 
 func storeRules(t *testing.T, newDB func(t *testing.T) string) {
@@ -94,16 +78,17 @@ func storeRules(t *testing.T, newDB func(t *testing.T) string) {
 
 	t.Run("create then get returns content, metadata and user", func(t *testing.T) {
 		s := mustOpenStore(t, newDB(t), mustKeys(t, keyA))
-		id, _, _, err := s.Create(ctx, NewMemory{OrgID: orgA, UserID: "u1", Text: "Ünïcode text ✓", Metadata: json.RawMessage(`{"k":[1,2]}`)})
+		c, err := s.Create(ctx, NewMemory{OrgID: orgA, UserID: "u1", Text: "Ünïcode text ✓", Metadata: json.RawMessage(`{"k":[1,2]}`)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := s.Get(ctx, orgA, id)
+		m, err := s.Get(ctx, orgA, c.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m.Content != "Ünïcode text ✓" || string(m.Metadata) != `{"k":[1,2]}` || m.UserID != "u1" || m.ID != id {
-			t.Errorf("got %+v", m)
+		if m.Content != "Ünïcode text ✓" || string(m.Metadata) != `{"k":[1,2]}` || m.UserID != "u1" || m.ID != c.ID ||
+			!m.CreatedAt.Equal(c.CreatedAt) || c.Duplicated {
+			t.Errorf("got %+v from %+v", m, c)
 		}
 	})
 
@@ -117,7 +102,7 @@ func storeRules(t *testing.T, newDB func(t *testing.T) string) {
 			t.Errorf("delete from org B: %v", err)
 		}
 		text := "x"
-		if _, err := s.Update(ctx, orgB, id, &text, nil, false); !errors.Is(err, ErrNotFound) {
+		if _, err := s.Update(ctx, orgB, id, MemoryPatch{Text: &text}); !errors.Is(err, ErrNotFound) {
 			t.Errorf("update from org B: %v", err)
 		}
 		if ids := searchIDs(t, s, orgB, "", "secret plan", 5); len(ids) != 0 {
@@ -128,35 +113,36 @@ func storeRules(t *testing.T, newDB func(t *testing.T) string) {
 	t.Run("dedupKey is unique per organization, also under concurrency", func(t *testing.T) {
 		s := mustOpenStore(t, newDB(t), mustKeys(t, keyA))
 		var wg sync.WaitGroup
-		ids := make([]string, 8)
-		dups := make([]bool, 8)
+		results := make([]Created, 8)
 		errs := make([]error, 8)
-		for i := range ids {
+		for i := range results {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				ids[i], _, dups[i], errs[i] = s.Create(ctx, NewMemory{OrgID: orgA, UserID: "u", Text: fmt.Sprint("try ", i), DedupKey: "doc-1"})
+				results[i], errs[i] = s.Create(ctx, NewMemory{OrgID: orgA, UserID: "u", Text: fmt.Sprint("try ", i), DedupKey: "doc-1"})
 			}()
 		}
 		wg.Wait()
 		created := 0
-		for i := range ids {
+		for i, c := range results {
 			if errs[i] != nil {
 				t.Fatalf("create %d: %v", i, errs[i])
 			}
-			if !dups[i] {
+			if !c.Duplicated {
 				created++
+			} else if !c.CreatedAt.IsZero() {
+				t.Errorf("a duplicate has a creation time: %+v", c)
 			}
-			if ids[i] != ids[0] {
-				t.Errorf("ids differ: %v", ids)
+			if c.ID != results[0].ID {
+				t.Errorf("ids differ: %+v", results)
 			}
 		}
 		if created != 1 {
 			t.Errorf("%d creates stored a memory, want 1", created)
 		}
-		other, _, dup, err := s.Create(ctx, NewMemory{OrgID: orgB, UserID: "u", Text: "t", DedupKey: "doc-1"})
-		if err != nil || dup || other == ids[0] {
-			t.Errorf("org B with the same dedupKey: id %s dup %v err %v", other, dup, err)
+		other, err := s.Create(ctx, NewMemory{OrgID: orgB, UserID: "u", Text: "t", DedupKey: "doc-1"})
+		if err != nil || other.Duplicated || other.ID == results[0].ID {
+			t.Errorf("org B with the same dedupKey: %+v err %v", other, err)
 		}
 	})
 
@@ -191,7 +177,8 @@ func storeRules(t *testing.T, newDB func(t *testing.T) string) {
 			t.Errorf("page order\n got %v\nwant %v", got, want)
 		}
 		got = nil
-		cur := &Cursor{CreatedAt: 1<<63 - 1, ID: "00000000-0000-0000-0000-000000000000"}
+		start := startCursor
+		cur := &start
 		for cur != nil {
 			res, err := s.List(ctx, ListQuery{OrgID: orgA, Per: 7, Cursor: cur})
 			if err != nil {
@@ -218,7 +205,8 @@ func storeRules(t *testing.T, newDB func(t *testing.T) string) {
 			t.Fatalf("before update: %v", ids)
 		}
 		text := "the giraffe walks"
-		m, err := s.Update(ctx, orgA, id, &text, json.RawMessage(`{"a":1}`), true)
+		meta := json.RawMessage(`{"a":1}`)
+		m, err := s.Update(ctx, orgA, id, MemoryPatch{Text: &text, Metadata: &meta})
 		if err != nil || m.Content != text || string(m.Metadata) != `{"a":1}` {
 			t.Fatalf("update: %+v %v", m, err)
 		}
@@ -228,7 +216,8 @@ func storeRules(t *testing.T, newDB func(t *testing.T) string) {
 		if ids := searchIDs(t, s, orgA, "", "GIRAFFE", 5); len(ids) != 1 {
 			t.Errorf("new word not found: %v", ids)
 		}
-		m, err = s.Update(ctx, orgA, id, nil, nil, true)
+		var none json.RawMessage
+		m, err = s.Update(ctx, orgA, id, MemoryPatch{Metadata: &none})
 		if err != nil || m.Metadata != nil || m.Content != text {
 			t.Errorf("clear metadata: %+v %v", m, err)
 		}
@@ -243,49 +232,38 @@ func storeRules(t *testing.T, newDB func(t *testing.T) string) {
 		}
 	})
 
-	t.Run("search ranks by BM25, folds case and scopes to org and user", func(t *testing.T) {
+	t.Run("a patch changes only what it names; metadata pointing at nil or null clears it", func(t *testing.T) {
 		s := mustOpenStore(t, newDB(t), mustKeys(t, keyA))
-		best := create(t, s, orgA, "u1", "Kubernetes kubernetes KUBERNETES cluster")
-		mid := create(t, s, orgA, "u2", "a kubernetes cluster with many other words in it to make it long")
-		create(t, s, orgA, "u1", "nothing relevant here")
-		create(t, s, orgB, "u1", "kubernetes kubernetes")
-		for range 5 {
-			create(t, s, orgA, "u3", "cluster cluster")
+		c, err := s.Create(ctx, NewMemory{OrgID: orgA, UserID: "u", Text: "the okapi", Metadata: json.RawMessage(`{"a":1}`)})
+		if err != nil {
+			t.Fatal(err)
 		}
-		ids := searchIDs(t, s, orgA, "", "kubernetes", 10)
-		if len(ids) != 2 || ids[0] != best || ids[1] != mid {
-			t.Errorf("ranking %v, want [%s %s]", ids, best, mid)
+		m, err := s.Update(ctx, orgA, c.ID, MemoryPatch{})
+		if err != nil || m.Content != "the okapi" || string(m.Metadata) != `{"a":1}` || !m.UpdatedAt.Equal(c.CreatedAt) {
+			t.Errorf("the zero patch changed something: %+v %v", m, err)
 		}
-		if ids := searchIDs(t, s, orgA, "u2", "Kubernetes", 10); len(ids) != 1 || ids[0] != mid {
-			t.Errorf("userId scope: %v", ids)
+		if _, err := s.Update(ctx, orgB, c.ID, MemoryPatch{}); !errors.Is(err, ErrNotFound) {
+			t.Errorf("the zero patch from org B: %v", err)
 		}
-		if ids := searchIDs(t, s, orgA, "", "kubernetes cluster", 1); len(ids) != 1 || ids[0] != best {
-			t.Errorf("topK 1: %v", ids)
+		text := "the tapir"
+		if m, err = s.Update(ctx, orgA, c.ID, MemoryPatch{Text: &text}); err != nil || m.Content != text || string(m.Metadata) != `{"a":1}` {
+			t.Errorf("a text patch: %+v %v", m, err)
 		}
-		if ids := searchIDs(t, s, orgA, "", "cluster", 10); len(ids) != 7 {
-			t.Errorf("a query of only a common term: %d results, want 7", len(ids))
-		}
-		if ids := searchIDs(t, s, orgA, "", "?!", 5); len(ids) != 0 {
-			t.Errorf("query without terms: %v", ids)
-		}
-	})
-
-	t.Run("memories created right after a search are found with positive scores", func(t *testing.T) {
-		s := mustOpenStore(t, newDB(t), mustKeys(t, keyA))
-		create(t, s, orgA, "u", "a heron")
-		searchIDs(t, s, orgA, "", "heron", 5) // the corpus figures are now cached
-		create(t, s, orgA, "u", "a pelican")
-		create(t, s, orgA, "u", "another pelican")
-		ms, err := s.Search(ctx, orgA, "", "pelican", 5)
-		if err != nil || len(ms) != 2 {
-			t.Fatalf("fresh memories: %d %v", len(ms), err)
-		}
-		for _, m := range ms {
-			if !(m.Score > 0) {
-				t.Errorf("score %v", m.Score)
+		meta := json.RawMessage(`{"b":2}`)
+		for _, cleared := range []json.RawMessage{nil, json.RawMessage(`null`)} {
+			if m, err = s.Update(ctx, orgA, c.ID, MemoryPatch{Metadata: &meta}); err != nil || m.Content != text || string(m.Metadata) != `{"b":2}` {
+				t.Errorf("a metadata patch: %+v %v", m, err)
+			}
+			if m, err = s.Update(ctx, orgA, c.ID, MemoryPatch{Metadata: &cleared}); err != nil || m.Metadata != nil || m.Content != text {
+				t.Errorf("clear metadata with %q: %+v %v", cleared, m, err)
+			}
+			if got, err := s.Get(ctx, orgA, c.ID); err != nil || got.Metadata != nil {
+				t.Errorf("metadata cleared with %q reads back as %q %v", cleared, got.Metadata, err)
 			}
 		}
 	})
+
+	searchRules(t, newDB, keyA)
 
 	t.Run("a row moved to another organization fails to decrypt", func(t *testing.T) {
 		s := mustOpenStore(t, newDB(t), mustKeys(t, keyA))
@@ -303,19 +281,19 @@ func storeRules(t *testing.T, newDB func(t *testing.T) string) {
 		old := mustOpenStore(t, url, mustKeys(t, keyA))
 		var ids []string
 		for i := range 7 {
-			id, _, _, err := old.Create(ctx, NewMemory{OrgID: orgA, UserID: "u", Text: fmt.Sprint("rotation word", i, " shared"), DedupKey: fmt.Sprint("d", i)})
+			c, err := old.Create(ctx, NewMemory{OrgID: orgA, UserID: "u", Text: fmt.Sprint("rotation word", i, " shared"), DedupKey: fmt.Sprint("d", i)})
 			if err != nil {
 				t.Fatal(err)
 			}
-			ids = append(ids, id)
+			ids = append(ids, c.ID)
 		}
 		both := mustOpenStore(t, url, mustKeys(t, keyB, keyA))
 		// Before rotation, rows under the old key are found and deduplicated.
 		if got := searchIDs(t, both, orgA, "", "shared", 10); len(got) != 7 {
 			t.Errorf("mixed keys search: %d results", len(got))
 		}
-		if _, _, dup, err := both.Create(ctx, NewMemory{OrgID: orgA, UserID: "u", Text: "x", DedupKey: "d3"}); err != nil || !dup {
-			t.Errorf("dedup across keys: dup %v err %v", dup, err)
+		if c, err := both.Create(ctx, NewMemory{OrgID: orgA, UserID: "u", Text: "x", DedupKey: "d3"}); err != nil || !c.Duplicated || c.ID != ids[3] {
+			t.Errorf("dedup across keys: %+v err %v", c, err)
 		}
 		n, err := both.Rotate(ctx, 3, nil)
 		if err != nil || n != 7 {
@@ -334,8 +312,8 @@ func storeRules(t *testing.T, newDB func(t *testing.T) string) {
 		if got := searchIDs(t, onlyNew, orgA, "", "word3", 10); len(got) != 1 || got[0] != ids[3] {
 			t.Errorf("search after rotation: %v", got)
 		}
-		if id, _, dup, err := onlyNew.Create(ctx, NewMemory{OrgID: orgA, UserID: "u", Text: "x", DedupKey: "d5"}); err != nil || !dup || id != ids[5] {
-			t.Errorf("dedup after rotation: %s %v %v", id, dup, err)
+		if c, err := onlyNew.Create(ctx, NewMemory{OrgID: orgA, UserID: "u", Text: "x", DedupKey: "d5"}); err != nil || !c.Duplicated || c.ID != ids[5] {
+			t.Errorf("dedup after rotation: %+v %v", c, err)
 		}
 		if n, err := onlyNew.Rotate(ctx, 3, nil); err != nil || n != 0 {
 			t.Errorf("second rotation: %d %v", n, err)
@@ -348,7 +326,7 @@ func storeRules(t *testing.T, newDB func(t *testing.T) string) {
 	t.Run("no column of any table holds a word of a memory", func(t *testing.T) {
 		s := mustOpenStore(t, newDB(t), mustKeys(t, keyA))
 		words := []string{"Photosynthesis", "chlorophyll", "Mitochondria", "serendipity", "quokka"}
-		if _, _, _, err := s.Create(ctx, NewMemory{OrgID: orgA, UserID: "u", Text: words[0] + " and " + words[1],
+		if _, err := s.Create(ctx, NewMemory{OrgID: orgA, UserID: "u", Text: words[0] + " and " + words[1],
 			DedupKey: words[4], Metadata: json.RawMessage(`{"topic":"` + words[2] + `","` + words[3] + `":true}`)}); err != nil {
 			t.Fatal(err)
 		}

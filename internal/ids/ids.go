@@ -50,6 +50,10 @@ func Bytes(s string) ([16]byte, bool) {
 	return id, err == nil
 }
 
+// FromBytes is the canonical lower-case form of 16 bytes (the inverse of
+// Bytes).
+func FromBytes(b [16]byte) string { return uuid.UUID(b).String() }
+
 // Normalize trims and lower-cases what may be an id (from a flag or a
 // message) without checking it.
 func Normalize(s string) string { return strings.ToLower(strings.TrimSpace(s)) }

@@ -124,7 +124,7 @@ func runBinary(t testing.TB, bin string, env map[string]string, args []string) (
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	var o, e syncBuffer
+	var o, e SyncBuffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err = cmd.Run()
 	return o.String(), e.String(), err

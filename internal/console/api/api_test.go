@@ -112,6 +112,7 @@ func TestAPIRules(t *testing.T) {
 		{"a body changed after signing is refused", "POST", "/console/api/keys", `{"name":"a"}`, func(r *http.Request) { r.Body = io.NopCloser(strings.NewReader(`{"name":"b"}`)) }, 401, "Gateway authentication failed: request body does not match the gateway's signature."},
 		{"an unknown field is named", "POST", "/console/api/keys", `{"nme":"x"}`, nil, 400, `Unknown field "nme"`},
 		{"a wrong type is named", "POST", "/console/api/keys", `{"name":5}`, nil, 400, "name must be a string"},
+		{"an unpaired surrogate is refused, not stored as U+FFFD", "POST", "/console/api/keys", `{"name":"ci \ud800"}`, nil, 400, `name contains an unpaired UTF-16 surrogate (\ud800), which is not Unicode text`},
 		{"expiresIn is bounded", "POST", "/console/api/keys", `{"name":"x","expiresIn":0}`, nil, 400, "expiresIn must be from 1 to 315360000, got 0"},
 		{"quota.limit is named", "PATCH", "/console/api/keys/" + id, `{"quota":{"limit":0,"period":"day"}}`, nil, 400, "quota.limit must be from 1 to 1000000000000, got 0"},
 		{"expiresAt must be RFC 3339", "PATCH", "/console/api/keys/" + id, `{"expiresAt":"tomorrow"}`, nil, 400, "expiresAt must be an RFC 3339 time such as 2030-01-31T12:00:00Z, or null"},
