@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Canonical header names, set directly to skip canonicalisation per request.
@@ -63,4 +64,71 @@ func RefusalMessage(p Policy, d Decision) string {
 	}
 	return fmt.Sprintf("Rate limit exceeded: %d %s per %s. Retry in %d s.",
 		p.Rate.Count, noun, p.PeriodText(), RetryAfterSeconds(d))
+}
+
+// QuotaPolicyName names a key's quota in the draft-10 fields.
+const QuotaPolicyName = "quota"
+
+// SetQuotaHeaders adds a key's quota q (contract §10), after SetHeaders,
+// as the second item of the draft-10 fields, which are Structured Field
+// Lists (items separated by ", "):
+//
+//	RateLimit-Policy: "default";q=60;w=60, "quota";q=10000;w=2678400
+//	RateLimit:        "default";r=59;t=1, "quota";r=9988;t=1036800
+//
+// q is the quota, w the length of the current period in seconds (86 400
+// for a day; 28 to 31 days for a month), r what is left of it and t the
+// seconds until the period ends (rounded up). The X-RateLimit-* fields
+// stay the rate limit's. A quota of 0 (none) adds nothing.
+func SetQuotaHeaders(h http.Header, q QuotaStatus) {
+	if q.Limit == 0 {
+		return
+	}
+	policy, limit := h[hPolicy], h[hRateLimit]
+	if len(policy) != 1 || len(limit) != 1 {
+		return // SetHeaders did not run
+	}
+	h[hPolicy] = []string{policy[0] + `, "` + QuotaPolicyName + `";q=` + strconv.FormatInt(q.Limit, 10) +
+		";w=" + strconv.FormatInt(ceilSeconds(q.Window), 10)}
+	h[hRateLimit] = []string{limit[0] + `, "` + QuotaPolicyName + `";r=` + strconv.FormatInt(max(0, q.Remaining), 10) +
+		";t=" + strconv.FormatInt(ceilSecondsOrZero(q.ResetAfter), 10)}
+}
+
+// QuotaRefusalMessage is the client-facing 429 message for a spent quota:
+// "Quota exceeded: 10000 requests per month. Resets in 3 d 4 h."
+func QuotaRefusalMessage(q QuotaStatus) string {
+	noun := "requests"
+	if q.Limit == 1 {
+		noun = "request"
+	}
+	return fmt.Sprintf("Quota exceeded: %d %s per %s. Resets in %s.", q.Limit, noun, q.Period, DurationWords(q.ResetAfter))
+}
+
+// DurationWords says d in the two largest units a client can act on,
+// rounded up so that waiting that long is never early: "3 d 4 h",
+// "5 h 30 min", "12 min", "40 s". A zero part is left out ("2 d", "1 h").
+func DurationWords(d time.Duration) string {
+	s := ceilSeconds(d)
+	two := func(big, small int64, bigUnit, smallUnit string, per int64) string {
+		if small == per {
+			big, small = big+1, 0
+		}
+		if small == 0 {
+			return strconv.FormatInt(big, 10) + " " + bigUnit
+		}
+		return strconv.FormatInt(big, 10) + " " + bigUnit + " " + strconv.FormatInt(small, 10) + " " + smallUnit
+	}
+	switch {
+	case s < 60:
+		return strconv.FormatInt(s, 10) + " s"
+	case s < 3600:
+		m := (s + 59) / 60
+		if m == 60 {
+			return "1 h"
+		}
+		return strconv.FormatInt(m, 10) + " min"
+	case s < 86400:
+		return two(s/3600, (s%3600+59)/60, "h", "min", 60)
+	}
+	return two(s/86400, (s%86400+3599)/3600, "d", "h", 24)
 }
