@@ -34,9 +34,9 @@ import (
 // and UTC period (internal/quota names it) holds the units granted in the
 // period, leased ones included. Grants are bounded by what the counter has
 // left; a lease of n tokens takes n units from the counter too, a return
-// gives both back, and a hold records which period and limit (its mark) its
-// units were counted under, so a pocket is never settled against another
-// counter. No lease is granted within qmargin of the period's end, so no
+// gives both back, and a hold records which period (its mark: the
+// counter) its units were counted under, so a pocket is never settled
+// against another counter. No lease is granted within qmargin of the period's end, so no
 // pocket outlives its period. Units admitted while the store could not be
 // asked (qdebt) are added even past the limit.
 //
@@ -56,7 +56,7 @@ type hold struct {
 	seq  int64
 	n    int64
 	exp  float64 // µs; when n == 0, the time of the last write
-	mark string  // the quota period and limit its tokens were counted under ("" for none)
+	mark string  // the quota period its tokens were counted under ("" for none)
 }
 
 // quotaCell is a quota counter as the store keeps it (the string at
@@ -98,7 +98,7 @@ type leaseArgs struct {
 	// The key's quota, when qlimit > 0 (see the top of this file).
 	qkey    string  // the counter (KEYS[2]); quota.Key
 	qlimit  int64   // units per period
-	qmark   string  // names the period and the limit: "2026-12-01/25"
+	qmark   string  // names the period (the counter): "2026-12-01", "2026-12"
 	qstart  float64 // the period, µs since leaseEpoch: [qstart, qend)
 	qend    float64
 	qoff    float64 // added to the store's clock for the quota (tests only; 0)
@@ -194,7 +194,7 @@ func (s *gcraState) lease(now float64, a leaseArgs, qc *quotaCell) leaseResult {
 	// returns goes back to the bucket, the rest was spent.
 	keep, ret := a.keep, a.ret
 	// Its quota units were counted under own.mark: settled only against
-	// the same period and limit.
+	// the same counter.
 	found := own != nil && own.n > 0 && a.confirm > 0 && own.seq >= a.confirm && own.mark == a.qmark
 	if found {
 		keep = min(keep, own.n)

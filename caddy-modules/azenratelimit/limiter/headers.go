@@ -109,26 +109,21 @@ func QuotaRefusalMessage(q QuotaStatus) string {
 // "5 h 30 min", "12 min", "40 s". A zero part is left out ("2 d", "1 h").
 func DurationWords(d time.Duration) string {
 	s := ceilSeconds(d)
-	two := func(big, small int64, bigUnit, smallUnit string, per int64) string {
-		if small == per {
-			big, small = big+1, 0
-		}
-		if small == 0 {
-			return strconv.FormatInt(big, 10) + " " + bigUnit
-		}
-		return strconv.FormatInt(big, 10) + " " + bigUnit + " " + strconv.FormatInt(small, 10) + " " + smallUnit
-	}
-	switch {
-	case s < 60:
+	if s < 60 {
 		return strconv.FormatInt(s, 10) + " s"
-	case s < 3600:
-		m := (s + 59) / 60
-		if m == 60 {
-			return "1 h"
-		}
-		return strconv.FormatInt(m, 10) + " min"
-	case s < 86400:
-		return two(s/3600, (s%3600+59)/60, "h", "min", 60)
 	}
-	return two(s/86400, (s%86400+3599)/3600, "d", "h", 24)
+	two := func(big int64, bigUnit string, small int64, smallUnit string) string {
+		out := strconv.FormatInt(big, 10) + " " + bigUnit
+		if small > 0 {
+			out += " " + strconv.FormatInt(small, 10) + " " + smallUnit
+		}
+		return out
+	}
+	if m := (s + 59) / 60; m < 60 {
+		return strconv.FormatInt(m, 10) + " min"
+	} else if m < 24*60 {
+		return two(m/60, "h", m%60, "min")
+	}
+	h := (s + 3599) / 3600
+	return two(h/24, "d", h%24, "h")
 }

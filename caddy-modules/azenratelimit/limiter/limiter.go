@@ -424,11 +424,6 @@ func (l *Limiter) degraded(e *entry, r Request, q *quotaEntry, cause error) (Res
 // startCall builds the next call for e (its lock held) with the waiters of
 // batch, whose need it asks for; their need is granted in one piece each.
 func (l *Limiter) startCall(e *entry, now time.Time, batch []*waiter) *call {
-	if e.pocket > 0 && e.pocketQuota != e.quota {
-		// The key's quota changed: the pocket was counted under the old
-		// one. Dropped (the store counts it as spent).
-		e.pocket = 0
-	}
 	c := &call{sent: now, batch: batch, timeout: e.timeout}
 	need, cost := 0, e.cost
 	for _, w := range batch {
@@ -441,7 +436,15 @@ func (l *Limiter) startCall(e *entry, now time.Time, batch []*waiter) *call {
 	c.args.need = int64(need)
 	c.args.cost = int64(max(1, cost))
 	c.args.extra = int64(e.want())
-	if e.pocket > 0 {
+	switch {
+	case e.pocket > 0 && e.pocketQuota != e.quota:
+		// The key's quota changed (keys update): the pocket was counted
+		// under the old one and is not spent under the new one. It goes
+		// back in this call, credited to the counter if that is the same
+		// (the same period), lost otherwise.
+		c.args.ret, c.args.confirm = int64(e.pocket), e.confirm
+		e.pocket = 0
+	case e.pocket > 0:
 		c.args.keep = int64(e.pocket)
 		c.args.confirm = e.confirm
 	}

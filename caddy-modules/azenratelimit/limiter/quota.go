@@ -2,7 +2,6 @@ package limiter
 
 import (
 	"hash/maphash"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -53,8 +52,8 @@ type quotaEntry struct {
 	owner string
 	quota apikey.Quota
 
-	// The current period: its counter, its mark (period and limit, as the
-	// store records on holds), its bounds on the store's clock (µs since
+	// The current period: its counter, its mark (the period, as the store
+	// records it on holds: "2026-12-01", "2026-12"), its bounds on the store's clock (µs since
 	// leaseEpoch) and its end on this gateway's clock.
 	key        string
 	mark       string
@@ -88,7 +87,7 @@ func (q *quotaEntry) roll(now, storeNow time.Time) {
 		return
 	}
 	q.key = key
-	q.mark = key[strings.LastIndexByte(key, ':')+1:] + "/" + strconv.FormatInt(q.quota.Limit, 10)
+	q.mark = key[strings.LastIndexByte(key, ':')+1:]
 	q.start, q.end = leaseMicros(start), leaseMicros(end)
 	q.window = end.Sub(start)
 	q.answered, q.used, q.debt, q.sending = false, 0, 0, 0

@@ -3,6 +3,7 @@ package limiter
 import (
 	"math"
 	"math/rand/v2"
+	"net/http"
 	"strconv"
 	"testing"
 	"time"
@@ -207,4 +208,87 @@ func FuzzQuotaArithmetic(f *testing.F) {
 		}
 		checkQuotaSim(t, seed, runQuotaSim(t, p, seed, 300, []int64{lim1, lim2}))
 	})
+}
+
+// The quota is the second item of the draft-10 Lists; the X-RateLimit-*
+// fields stay the rate limit's; Retry-After is the decision's (the
+// Limiter makes it the time until the period ends for a quota refusal).
+func TestQuotaHeaders(t *testing.T) {
+	p := policy(t, "default", "60/m")
+	tests := []struct {
+		name string
+		d    Decision
+		q    QuotaStatus
+		want map[string]string
+	}{
+		{"allowed", Decision{Allowed: true, Remaining: 59, ResetAfter: 900 * time.Millisecond},
+			QuotaStatus{Limit: 10000, Period: "month", Remaining: 9988, ResetAfter: 1036799500 * time.Millisecond, Window: 31 * 24 * time.Hour},
+			map[string]string{
+				"RateLimit-Policy":  `"default";q=60;w=60, "quota";q=10000;w=2678400`,
+				"RateLimit":         `"default";r=59;t=1, "quota";r=9988;t=1036800`,
+				"X-RateLimit-Limit": "60", "X-RateLimit-Remaining": "59", "Retry-After": "",
+			}},
+		{"quota spent", Decision{Remaining: 60, RetryAfter: 3*time.Hour + 1}, QuotaStatus{Limit: 25, Period: "day", ResetAfter: 3*time.Hour + 1, Window: 24 * time.Hour, Exceeded: true},
+			map[string]string{
+				"RateLimit-Policy": `"default";q=60;w=60, "quota";q=25;w=86400`,
+				"RateLimit":        `"default";r=60;t=0, "quota";r=0;t=10801`,
+				"Retry-After":      "10801", "X-RateLimit-Remaining": "60",
+			}},
+		{"no quota adds nothing", Decision{Allowed: true, Remaining: 1}, QuotaStatus{},
+			map[string]string{"RateLimit-Policy": `"default";q=60;w=60`, "RateLimit": `"default";r=1;t=0`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := http.Header{}
+			SetHeaders(h, p, tt.d)
+			SetQuotaHeaders(h, tt.q)
+			for k, v := range tt.want {
+				if got := h.Get(k); got != v {
+					t.Errorf("%s = %q, want %q", k, got, v)
+				}
+			}
+		})
+	}
+}
+
+func TestQuotaRefusalMessage(t *testing.T) {
+	tests := []struct {
+		q    QuotaStatus
+		want string
+	}{
+		{QuotaStatus{Limit: 10000, Period: "month", ResetAfter: 3*24*time.Hour + 3*time.Hour + 10*time.Minute},
+			"Quota exceeded: 10000 requests per month. Resets in 3 d 4 h."},
+		{QuotaStatus{Limit: 1, Period: "day", ResetAfter: 11*time.Minute + 30*time.Second},
+			"Quota exceeded: 1 request per day. Resets in 12 min."},
+	}
+	for _, tt := range tests {
+		if got := QuotaRefusalMessage(tt.q); got != tt.want {
+			t.Errorf("%q, want %q", got, tt.want)
+		}
+	}
+}
+
+// DurationWords rounds up, so a client that waits as long as it says is
+// never early, and drops a zero second part.
+func TestDurationWords(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		0:                                    "1 s",
+		400 * time.Millisecond:               "1 s",
+		40 * time.Second:                     "40 s",
+		59*time.Second + time.Millisecond:    "1 min",
+		12 * time.Minute:                     "12 min",
+		11*time.Minute + time.Second:         "12 min",
+		59*time.Minute + 1*time.Second:       "1 h",
+		time.Hour:                            "1 h",
+		5*time.Hour + 29*time.Minute + 1:     "5 h 30 min",
+		23*time.Hour + 59*time.Minute + 1:    "1 d",
+		24 * time.Hour:                       "1 d",
+		2*24*time.Hour + time.Second:         "2 d 1 h",
+		3*24*time.Hour + 4*time.Hour:         "3 d 4 h",
+		30*24*time.Hour + 23*time.Hour + 100: "31 d",
+	} {
+		if got := DurationWords(d); got != want {
+			t.Errorf("DurationWords(%s) = %q, want %q", d, got, want)
+		}
+	}
 }

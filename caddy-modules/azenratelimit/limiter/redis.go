@@ -25,8 +25,8 @@ import (
 // plain integer string: the units granted in the period, leased ones
 // included. ARGV[17…25] carry the quota; without them (a key without a
 // quota) the call is the rate limit alone, unchanged. A hold's record then
-// has a fourth word, the mark of the period and limit its tokens were
-// counted under: "seq tokens expiry mark".
+// has a fourth word, the mark of the period (the counter) its tokens were
+// counted under: "seq tokens expiry 2026-12".
 var leaseScript = redis.NewScript(`
 redis.replicate_commands()
 local key = KEYS[1]
@@ -136,7 +136,7 @@ tat = math.max(tat, now + held * e)
 
 -- This holder's previous pocket: what it keeps stays held, what it returns
 -- goes back to the bucket, the rest was spent. Its quota units were
--- counted under own[4]: settled only against the same period and limit.
+-- counted under own[4]: settled only against the same counter.
 local found = 0
 if own and own[2] > 0 and confirm > 0 and own[1] >= confirm and own[4] == qmark then
   found = 1

@@ -245,9 +245,13 @@ func TestParseLeaseReplyRejectsMalformedReplies(t *testing.T) {
 	for name, v := range map[string][]any{
 		"empty":          {},
 		"short":          {int64(1), int64(2)},
-		"not a number":   {"x", int64(0), int64(0), int64(0), int64(0), int64(0), int64(0), "g"},
-		"gen not string": {int64(1), int64(0), int64(0), int64(0), int64(0), int64(0), int64(0), int64(5)},
-		"negative grant": {int64(-2), int64(0), int64(0), int64(0), int64(0), int64(0), int64(0), "g"},
+		"no quota count": {int64(1), int64(0), int64(0), int64(0), int64(0), int64(0), int64(0), "g"},
+		"not a number":   {"x", int64(0), int64(0), int64(0), int64(0), int64(0), int64(0), "g", int64(-1)},
+		"gen not string": {int64(1), int64(0), int64(0), int64(0), int64(0), int64(0), int64(0), int64(5), int64(-1)},
+		"negative grant": {int64(-2), int64(0), int64(0), int64(0), int64(0), int64(0), int64(0), "g", int64(-1)},
+		"bad count":      {int64(1), int64(0), int64(0), int64(0), int64(0), int64(0), int64(0), "g", int64(-5)},
+		"count a string": {int64(1), int64(0), int64(0), int64(0), int64(0), int64(0), int64(0), "g", "7"},
+		"bad period":     {int64(-2), "x"},
 	} {
 		if _, err := parseLeaseReply(v); err == nil {
 			t.Errorf("%s: no error", name)
@@ -255,5 +259,12 @@ func TestParseLeaseReplyRejectsMalformedReplies(t *testing.T) {
 	}
 	if r, err := parseLeaseReply([]any{int64(-1)}); err != nil || !r.stale {
 		t.Errorf("stale reply: %+v %v", r, err)
+	}
+	if r, err := parseLeaseReply([]any{int64(-2), int64(123)}); err != nil || !r.wrongPeriod || r.now != 123 {
+		t.Errorf("wrong-period reply: %+v %v", r, err)
+	}
+	if r, err := parseLeaseReply([]any{int64(1), int64(2), int64(1), int64(3), int64(4), int64(0), int64(9), "g", int64(17)}); err != nil ||
+		r.need != 1 || r.extra != 2 || !r.found || r.qused != 17 || r.gen != "g" {
+		t.Errorf("reply: %+v %v", r, err)
 	}
 }
