@@ -38,7 +38,11 @@ import (
 // counter) its units were counted under, so a pocket is never settled
 // against another counter. No lease is granted within qmargin of the period's end, so no
 // pocket outlives its period. Units admitted while the store could not be
-// asked (qdebt) are added even past the limit.
+// asked are added even past the limit; a holder sends the total it
+// admitted so in the period (qdebt), and the store adds only what it has
+// not charged yet (its ledger, the hash at quota.LocalKey), so a call
+// that timed out and still reached the store, or a retry, never charges
+// twice.
 //
 // leaseEpoch is 2017-01-01T00:00:00Z in Unix seconds: the script counts
 // microseconds from it (as redis_rate does) to keep numbers well inside a
@@ -60,10 +64,12 @@ type hold struct {
 }
 
 // quotaCell is a quota counter as the store keeps it (the string at
-// KEYS[2] in Redis).
+// KEYS[2] in Redis), with its ledger of local-mode charges per holder (the
+// hash at KEYS[3]).
 type quotaCell struct {
 	exists bool
 	used   int64
+	ledger map[string]int64
 }
 
 // gcraState is one bucket.
@@ -97,12 +103,14 @@ type leaseArgs struct {
 
 	// The key's quota, when qlimit > 0 (see the top of this file).
 	qkey    string  // the counter (KEYS[2]); quota.Key
+	qledger string  // its ledger (KEYS[3], when qdebt > 0); quota.LocalKey
 	qlimit  int64   // units per period
 	qmark   string  // names the period (the counter): "2026-12-01", "2026-12"
 	qstart  float64 // the period, µs since leaseEpoch: [qstart, qend)
 	qend    float64
 	qoff    float64 // added to the store's clock for the quota (tests only; 0)
-	qdebt   int64   // units admitted while the store could not be asked
+	qdebt   int64   // units this holder admitted in the period while the store could not be asked, in all
+	qacked  int64   // of qdebt, what the holder knows was charged (for a ledger the store lost)
 	qhint   int64   // the count this holder last saw, for a counter the store lost
 	qmargin float64 // no lease this close to the period's end, µs
 }
@@ -168,7 +176,17 @@ func (s *gcraState) lease(now float64, a leaseArgs, qc *quotaCell) leaseResult {
 		if qc.exists {
 			qused = qc.used
 		}
-		qused += a.qdebt
+		if a.qdebt > 0 {
+			charged, ok := qc.ledger[a.holder]
+			if !ok {
+				charged = a.qacked
+			}
+			qused += max(0, a.qdebt-charged)
+			if qc.ledger == nil {
+				qc.ledger = map[string]int64{}
+			}
+			qc.ledger[a.holder] = max(charged, a.qdebt)
+		}
 	}
 
 	// Holds past their expiry count as spent at their expiry.

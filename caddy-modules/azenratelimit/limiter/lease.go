@@ -167,7 +167,7 @@ func (e *entry) apply(c *call, r leaseResult, now time.Time) {
 			q.mu.Lock()
 			if q.mark == a.qmark {
 				q.answered, q.used = true, r.qused
-				q.sending -= a.qdebt
+				q.localAcked = max(q.localAcked, a.qdebt)
 				if qleft < a.cost {
 					q.standLeft, q.standUntil = qleft, now.Add(min(quotaStand, q.endLocal.Sub(now)))
 				} else {
@@ -214,14 +214,7 @@ func (e *entry) apply(c *call, r leaseResult, now time.Time) {
 // failed, so they are decided by the fallback rather than by another call.
 func (e *entry) fail(c *call, err error) {
 	e.debt += int(c.args.debt)
-	if q := c.quota; q != nil && c.args.qdebt > 0 {
-		q.mu.Lock()
-		if q.mark == c.args.qmark {
-			q.sending -= c.args.qdebt
-			q.debt += c.args.qdebt
-		}
-		q.mu.Unlock()
-	}
+	// (A quota's local admissions stay owed until an answer confirms them.)
 	for _, w := range c.batch {
 		if !w.abandoned {
 			w.done, w.err = true, err

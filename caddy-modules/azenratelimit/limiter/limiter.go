@@ -411,7 +411,7 @@ func (l *Limiter) degraded(e *entry, r Request, q *quotaEntry, cause error) (Res
 		// again.
 		e.debt += r.Cost
 		if q != nil {
-			q.debt += int64(r.Cost)
+			q.localTotal += int64(r.Cost)
 		}
 		l.track(e)
 	}
@@ -471,7 +471,8 @@ func (l *Limiter) startReturn(e *entry, now time.Time) *call {
 }
 
 // quotaArgs adds quota q (nil: none) to call c: the counter of the period
-// holding now, and the units local mode admitted, now in flight.
+// holding now, and what local mode admitted in it if not all of that is
+// known charged.
 func (l *Limiter) quotaArgs(c *call, q *quotaEntry, now time.Time) {
 	if q == nil {
 		return
@@ -484,9 +485,10 @@ func (l *Limiter) quotaArgs(c *call, q *quotaEntry, now time.Time) {
 	c.args.qstart, c.args.qend = q.start, q.end
 	c.args.qoff = float64(l.quotaOffset / time.Microsecond)
 	c.args.qmargin = float64(quotaLeaseMargin / time.Microsecond)
-	c.args.qdebt = q.debt
-	q.sending += q.debt
-	q.debt = 0
+	c.args.qdebt, c.args.qacked, c.args.qledger = 0, 0, ""
+	if q.owed() > 0 {
+		c.args.qdebt, c.args.qacked, c.args.qledger = q.localTotal, q.localAcked, q.localKey
+	}
 	c.args.qhint = 0
 	if q.answered {
 		c.args.qhint = q.used
@@ -494,8 +496,9 @@ func (l *Limiter) quotaArgs(c *call, q *quotaEntry, now time.Time) {
 }
 
 // rewindow moves call c to the quota period the store says holds its now
-// (µs since leaseEpoch), after the store refused the period c named. The
-// units c carries from local mode go with it.
+// (µs since leaseEpoch), after the store refused the period c named. What
+// local mode admitted in the period c named is not charged to another
+// (docs/ratelimit.md: lost).
 func (l *Limiter) rewindow(c *call, storeMicros float64) {
 	q := c.quota
 	now := l.clock.now()
@@ -504,8 +507,9 @@ func (l *Limiter) rewindow(c *call, storeMicros float64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.roll(now, storeTime.Add(l.quotaOffset))
-	if c.args.qmark != q.mark {
-		q.sending += c.args.qdebt
+	c.args.qdebt, c.args.qacked, c.args.qledger = 0, 0, ""
+	if q.owed() > 0 {
+		c.args.qdebt, c.args.qacked, c.args.qledger = q.localTotal, q.localAcked, q.localKey
 	}
 	c.args.qkey, c.args.qmark = q.key, q.mark
 	c.args.qstart, c.args.qend = q.start, q.end
@@ -581,7 +585,7 @@ func (l *Limiter) run(e *entry, c *call) {
 		e.apply(c, res, now)
 	}
 	e.wakePending()
-	if e.pocket > 0 || e.debt > 0 || (err != nil && c.args.qdebt > 0) {
+	if e.pocket > 0 || e.debt > 0 || (err != nil && c.args.qdebt > 0) { // a debt to send again
 		l.track(e)
 	}
 	e.mu.Unlock()

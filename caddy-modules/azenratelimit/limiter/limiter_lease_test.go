@@ -20,6 +20,9 @@ type memStore struct {
 	quotas  map[string]*quotaCell
 	calls   atomic.Int64
 	failing atomic.Bool
+	// lostReplies: calls are applied but their replies lost, as when a
+	// call times out after reaching Redis.
+	lostReplies atomic.Bool
 	slow    sync.Map // bucket -> time.Duration
 }
 
@@ -59,7 +62,11 @@ func (m *memStore) lease(ctx context.Context, bucket string, a leaseArgs) (lease
 		}
 	}
 	now := float64(time.Now().UnixMicro() - leaseEpoch*1e6)
-	return s.lease(now, a, qc), nil
+	r := s.lease(now, a, qc)
+	if m.lostReplies.Load() {
+		return leaseResult{}, errStoreDown
+	}
+	return r, nil
 }
 
 // used is the quota counter qkey (0 when absent).

@@ -238,6 +238,44 @@ func TestLimiterQuotaLocalShareAndRepay(t *testing.T) {
 	}
 }
 
+// What local mode admitted is charged once, however many calls carry it:
+// the breaker's probes that reached the store but whose replies were lost
+// (timeouts) all sent it, and the one that succeeded sent it again.
+func TestLimiterQuotaLocalAdmissionsChargedOnce(t *testing.T) {
+	s := newMemStore()
+	l := newTestLimiter(t, s, "a", 1)
+	p := policy(t, "default", "1000000/s burst 100000")
+	q := day(100)
+	for i := 0; i < 10; i++ {
+		l.Allow(context.Background(), qreq(p, "k", 1, q))
+	}
+	time.Sleep(300 * time.Millisecond) // pockets returned
+	s.failing.Store(true)
+	for i := 0; i < 5; i++ {
+		if r, _ := l.Allow(context.Background(), qreq(p, "k", 1, q)); !r.Decision.Allowed || r.Source != SourceLocal {
+			t.Fatalf("local request %d: %+v", i+1, r)
+		}
+	}
+	s.failing.Store(false)
+	s.lostReplies.Store(true)
+	before := s.calls.Load()
+	time.Sleep(2500 * time.Millisecond) // probes, a second apart, carry the 5
+	if probes := s.calls.Load() - before; probes < 2 {
+		t.Fatalf("%d calls while replies were lost, want the breaker's probes", probes)
+	}
+	s.lostReplies.Store(false)
+	deadline := time.Now().Add(5 * time.Second)
+	for l.quotaOwes("k", q) {
+		if time.Now().After(deadline) {
+			t.Fatal("local admissions never confirmed charged")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if used := s.used(quota.Key("k", q, time.Now())); used != 15 {
+		t.Fatalf("counter %d after %d calls carried the 5 local admissions, want 10 + 5", used, s.calls.Load()-before)
+	}
+}
+
 // Without a store the quota is counted in process, and a new UTC period
 // (on the injected clock) starts it again.
 func TestLimiterQuotaAloneResetsAtThePeriodBoundary(t *testing.T) {
@@ -352,4 +390,11 @@ func TestLimiterForgetsIdleQuotas(t *testing.T) {
 	if n := l.quotas.Len(); n > 1100*localShards+70_000 {
 		t.Fatalf("%d quota entries after 210 000 keys over three days", n)
 	}
+}
+
+// quotaOwes reports whether l owes the store local admissions of owner's q.
+func (l *Limiter) quotaOwes(owner string, q apikey.Quota) bool {
+	e := l.quotas.lock(owner, q, l.clock.now())
+	defer e.mu.Unlock()
+	return e.owed() > 0
 }

@@ -56,6 +56,7 @@ type quotaEntry struct {
 	// records it on holds: "2026-12-01", "2026-12"), its bounds on the store's clock (µs since
 	// leaseEpoch) and its end on this gateway's clock.
 	key        string
+	localKey   string // the counter's ledger of local-mode charges
 	mark       string
 	start, end float64
 	endLocal   time.Time
@@ -65,8 +66,10 @@ type quotaEntry struct {
 	// store, used is the count itself.
 	answered bool
 	used     int64
-	// Admitted by local mode: not yet sent, and sent in calls in flight.
-	debt, sending int64
+	// Admitted by local mode in the period, in all (sent as is, so the
+	// store charges it once), and how much of it an answer confirmed
+	// charged (and so in used).
+	localTotal, localAcked int64
 	// A refusal stands until standUntil for requests above standLeft.
 	standLeft  int64
 	standUntil time.Time
@@ -77,8 +80,9 @@ type quotaEntry struct {
 
 // roll moves q to the period holding storeNow (the store's clock plus the
 // test offset), seen at now on this gateway's clock. A new period starts
-// with nothing used, nothing owed: debts of a period that ended are
-// dropped (docs/ratelimit.md says what that loses).
+// with nothing used, nothing owed: local admissions of a period that
+// ended and were not charged are dropped (docs/ratelimit.md says what that
+// loses).
 func (q *quotaEntry) roll(now, storeNow time.Time) {
 	start, end := q.quota.Window(storeNow)
 	q.endLocal = now.Add(end.Sub(storeNow))
@@ -87,10 +91,11 @@ func (q *quotaEntry) roll(now, storeNow time.Time) {
 		return
 	}
 	q.key = key
+	q.localKey = quota.LocalKey(q.owner, q.quota, storeNow)
 	q.mark = key[strings.LastIndexByte(key, ':')+1:]
 	q.start, q.end = leaseMicros(start), leaseMicros(end)
 	q.window = end.Sub(start)
-	q.answered, q.used, q.debt, q.sending = false, 0, 0, 0
+	q.answered, q.used, q.localTotal, q.localAcked = false, 0, 0, 0
 	q.standLeft, q.standUntil = 0, time.Time{}
 }
 
@@ -106,7 +111,7 @@ func (q *quotaEntry) refresh(now time.Time, storeNow func(time.Time) time.Time) 
 // under q and has not spent (counted as used in the store, but available
 // to this gateway's next requests).
 func (q *quotaEntry) status(now time.Time, pocket int) QuotaStatus {
-	left := q.quota.Limit - q.used - q.debt - q.sending + int64(pocket)
+	left := q.quota.Limit - q.used - q.owed() + int64(pocket)
 	return QuotaStatus{
 		Limit:      q.quota.Limit,
 		Period:     q.quota.Period,
@@ -127,8 +132,11 @@ func (q *quotaEntry) stands(now time.Time, cost int) bool {
 // A period this gateway has no answer for counts from 0.
 func (q *quotaEntry) localAllows(n, cost int) bool {
 	share := (q.quota.Limit - q.used) / int64(max(1, n))
-	return q.debt+q.sending+int64(cost) <= share
+	return q.owed()+int64(cost) <= share
 }
+
+// owed is what local mode admitted and no answer confirmed charged.
+func (q *quotaEntry) owed() int64 { return q.localTotal - q.localAcked }
 
 // quotaID names a quota entry: the owner (key id) and its quota.
 type quotaID struct {
@@ -195,7 +203,7 @@ func (t *quotaTable) get(owner string, q apikey.Quota, now time.Time) *quotaEntr
 func (s *quotaShard) sweep(now time.Time, shared bool) {
 	for id, e := range s.m {
 		e.mu.Lock()
-		idle := e.debt == 0 && e.sending == 0 &&
+		idle := e.owed() == 0 &&
 			(!now.Before(e.endLocal) || (shared && now.Sub(e.lastUse) > entryIdle))
 		if idle {
 			e.dead = true
@@ -236,5 +244,5 @@ func (q *quotaEntry) owes() bool {
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.debt > 0
+	return q.owed() > 0
 }

@@ -39,8 +39,13 @@ func runQuotaSim(t *testing.T, p Policy, seed uint64, steps int, limits []int64)
 		simHolder
 		pocketPeriod int64
 		pocketMark   string
+		local        map[int64]int64 // units admitted locally per period, in all
+		acked        map[int64]int64 // of which an answer confirmed charged
 	}
 	holders := []*holder{{simHolder: simHolder{id: "a"}}, {simHolder: simHolder{id: "b"}}, {simHolder: simHolder{id: "c"}}}
+	for _, h := range holders {
+		h.local, h.acked = map[int64]int64{}, map[int64]int64{}
+	}
 	now := float64(1e12)
 	for i := 0; i < steps; i++ {
 		period := int64(math.Floor(now / periodLen))
@@ -53,7 +58,9 @@ func runQuotaSim(t *testing.T, p Policy, seed uint64, steps int, limits []int64)
 		if h.pocket > 0 && now >= h.pocketExp {
 			h.pocket = 0
 		}
-		switch rng.IntN(4) {
+		switch rng.IntN(5) {
+		case 4: // local mode admits a unit (the store could not be asked)
+			h.local[period]++
 		case 0: // spend from the pocket
 			if h.pocket > 0 {
 				if h.pocketPeriod != period {
@@ -77,8 +84,10 @@ func runQuotaSim(t *testing.T, p Policy, seed uint64, steps int, limits []int64)
 				qkey: "q" + strconv.FormatInt(period, 10), qlimit: limit, qmark: mark,
 				qstart: float64(period) * periodLen, qend: float64(period+1) * periodLen, qmargin: margin,
 			}
-			if rng.IntN(12) == 0 {
-				a.qdebt = rng.Int64N(3)
+			if h.local[period] > h.acked[period] && rng.IntN(2) == 0 {
+				// What local mode admitted, in all, however often it was
+				// sent before (calls that timed out, replies lost).
+				a.qdebt, a.qacked, a.qledger = h.local[period], h.acked[period], "l"
 			}
 			returning := rng.IntN(3) == 0
 			otherMark := false
@@ -106,7 +115,7 @@ func runQuotaSim(t *testing.T, p Policy, seed uint64, steps int, limits []int64)
 				qc = &quotaCell{}
 				cells[period] = qc
 			}
-			before := qc.used
+			before, ledgerBefore := qc.used, qc.ledger[h.id]
 			r := s.lease(now, a, qc)
 			if r.stale || r.wrongPeriod {
 				if qc.used != before {
@@ -117,17 +126,22 @@ func runQuotaSim(t *testing.T, p Policy, seed uint64, steps int, limits []int64)
 			if r.need > a.need || r.need%cost != 0 || r.extra > a.extra {
 				t.Fatalf("granted %d+%d for need %d extra %d", r.need, r.extra, a.need, a.extra)
 			}
-			credited := before + a.qdebt + r.need + r.extra - qc.used // the return credited
+			charged := qc.ledger[h.id] - ledgerBefore
+			if qc.ledger[h.id] > h.local[period] {
+				t.Fatalf("seed %d: %d charged for %d admitted locally", seed, qc.ledger[h.id], h.local[period])
+			}
+			credited := before + charged + r.need + r.extra - qc.used // the return credited
 			if credited < 0 || credited > a.ret || (otherMark && credited != 0) {
 				t.Fatalf("seed %d: %d credited for a return of %d (counted under another quota: %v)", seed, credited, a.ret, otherMark)
 			}
 			sim.granted += r.need + r.extra - credited
-			sim.debts += a.qdebt
+			sim.debts += charged
 			sim.counter = qc.used
 			if rng.IntN(10) == 0 {
 				break // the reply is lost: the holder never learns what it got
 			}
 			sim.spent += r.need
+			h.acked[period] = max(h.acked[period], a.qdebt)
 			if a.keep > 0 && !r.found {
 				h.pocket = 0
 			}

@@ -24,7 +24,10 @@ import (
 // the same hash tag as the bucket, so both live in one Cluster slot), a
 // plain integer string: the units granted in the period, leased ones
 // included. ARGV[17…25] carry the quota; without them (a key without a
-// quota) the call is the rate limit alone, unchanged. A hold's record then
+// quota) the call is the rate limit alone, unchanged. A call that charges
+// local-mode admissions also names KEYS[3], the counter's ledger
+// (quota.LocalKey): per gateway, what it has charged in the period, so a
+// charge sent twice counts once. A hold's record then
 // has a fourth word, the mark of the period (the counter) its tokens were
 // counted under: "seq tokens expiry 2026-12".
 var leaseScript = redis.NewScript(`
@@ -48,7 +51,7 @@ local ttl = tonumber(ARGV[15])
 local retain = tonumber(ARGV[16])
 local qlimit = tonumber(ARGV[17] or '0')
 local quota = qlimit > 0
-local qkey, qmark, qstart, qend, qoff, qdebt, qhint, qmargin = '', ''
+local qkey, qmark, qstart, qend, qoff, qdebt, qhint, qmargin, qacked = '', ''
 if quota then
   qkey = KEYS[2]
   qmark = ARGV[18]
@@ -58,6 +61,7 @@ if quota then
   qdebt = tonumber(ARGV[22])
   qhint = tonumber(ARGV[23])
   qmargin = tonumber(ARGV[24])
+  qacked = tonumber(ARGV[25])
 end
 
 local t = redis.call('TIME')
@@ -114,7 +118,14 @@ if quota then
   else
     qused = math.max(0, qhint)
   end
-  qused = qused + qdebt
+  -- Local-mode admissions: this holder's total in the period, charged
+  -- only for what the ledger has not seen (once, however often it is sent).
+  if qdebt > 0 then
+    local charged = tonumber(redis.call('HGET', KEYS[3], holder) or qacked)
+    qused = qused + math.max(0, qdebt - charged)
+    redis.call('HSET', KEYS[3], holder, string.format('%d', math.max(charged, qdebt)))
+    redis.call('PEXPIRE', KEYS[3], string.format('%d', math.ceil((qend - (now + qoff) + 86400000000) / 1000)))
+  end
 end
 
 -- Holds past their expiry count as spent at their expiry.
@@ -264,10 +275,14 @@ var errStaleCall = errors.New("lease call older than one already applied")
 func (r *Redis) lease(ctx context.Context, bucket string, a leaseArgs) (leaseResult, error) {
 	var cmd *redis.Cmd
 	if a.qlimit > 0 {
-		cmd = leaseScript.Run(ctx, r.batch, []string{bucket, a.qkey},
+		keys := []string{bucket, a.qkey}
+		if a.qdebt > 0 {
+			keys = append(keys, a.qledger)
+		}
+		cmd = leaseScript.Run(ctx, r.batch, keys,
 			a.emission, a.burst, a.holder, a.seq, a.confirm, a.keep, a.ret, a.need, a.extra,
 			a.debt, a.gateways, a.cost, a.genSeen, a.hint, a.ttl, a.retain,
-			a.qlimit, a.qmark, a.qstart, a.qend, a.qoff, a.qdebt, a.qhint, a.qmargin)
+			a.qlimit, a.qmark, a.qstart, a.qend, a.qoff, a.qdebt, a.qhint, a.qmargin, a.qacked)
 	} else {
 		cmd = leaseScript.Run(ctx, r.batch, []string{bucket},
 			a.emission, a.burst, a.holder, a.seq, a.confirm, a.keep, a.ret, a.need, a.extra,

@@ -97,15 +97,17 @@ func testLeaseScriptMatchesGo(t *testing.T, withQuota bool) {
 				a.qstart, a.qend = now-3600e6, now+[]float64{3600e6, 1e6}[rng.IntN(2)]
 				a.qoff = []float64{0, 0, -1800e6}[rng.IntN(3)]
 				a.qmargin = 2e6
+				a.qledger = a.qkey + ":local"
 				if rng.IntN(4) == 0 {
-					a.qdebt = int64(rng.IntN(4))
+					a.qdebt = int64(rng.IntN(8))
+					a.qacked = int64(rng.IntN(int(a.qdebt) + 1))
 				}
 				a.qhint = qhint[a.qkey]
 				if rng.IntN(25) == 0 {
 					a.qend = now - 7200e6 // a period that ended
 				}
 				if rng.IntN(25) == 0 {
-					client.Del(ctx, a.qkey) // Redis lost the counter
+					client.Del(ctx, a.qkey, a.qledger) // Redis lost the counter
 					delete(qcells, a.qkey)
 				}
 			}
@@ -138,6 +140,11 @@ func testLeaseScriptMatchesGo(t *testing.T, withQuota bool) {
 			if a.qlimit > 0 {
 				if n, err := client.Get(ctx, a.qkey).Int64(); err != nil || n != qc.used || n != got.qused {
 					t.Fatalf("%s step %d: stored count %d (%v), go %d", p, step, n, err, qc.used)
+				}
+				if a.qdebt > 0 {
+					if n, err := client.HGet(ctx, a.qledger, h).Int64(); err != nil || n != qc.ledger[h] {
+						t.Fatalf("%s step %d: ledger %d (%v), go %d", p, step, n, err, qc.ledger[h])
+					}
 				}
 				// It lives a day past its period's end.
 				ttl := client.PTTL(ctx, a.qkey).Val()
