@@ -31,18 +31,21 @@ const (
 func SetHeaders(h http.Header, p Policy, d Decision) {
 	remaining := strconv.Itoa(max(0, d.Remaining))
 	reset := strconv.FormatInt(ceilSecondsOrZero(d.ResetAfter), 10)
-	policyField := p.policyField
+	policyField, limit := p.policyField, p.limitText
 	if policyField == "" {
-		policyField = p.makePolicyField()
+		policyField, limit = p.makePolicyField(), strconv.Itoa(p.Rate.Count)
 	}
 	name, _, _ := strings.Cut(policyField, ";")
-	h[hLimit] = []string{strconv.Itoa(p.Rate.Count)}
-	h[hRemaining] = []string{remaining}
-	h[hReset] = []string{reset}
-	h[hPolicy] = []string{policyField}
-	h[hRateLimit] = []string{name + ";r=" + remaining + ";t=" + reset}
+	// One backing array for every value (one allocation, not six); each
+	// field gets its own element, capped so that an append copies.
+	v := make([]string, 6)
+	v[0], v[1], v[2], v[3] = limit, remaining, reset, policyField
+	v[4] = name + ";r=" + remaining + ";t=" + reset
+	h[hLimit], h[hRemaining], h[hReset] = v[0:1:1], v[1:2:2], v[2:3:3]
+	h[hPolicy], h[hRateLimit] = v[3:4:4], v[4:5:5]
 	if !d.Allowed {
-		h[hRetryAfter] = []string{strconv.FormatInt(RetryAfterSeconds(d), 10)}
+		v[5] = strconv.FormatInt(RetryAfterSeconds(d), 10)
+		h[hRetryAfter] = v[5:6:6]
 	} else {
 		delete(h, hRetryAfter)
 	}
@@ -88,10 +91,20 @@ func SetQuotaHeaders(h http.Header, q QuotaStatus) {
 	if len(policy) != 1 || len(limit) != 1 {
 		return // SetHeaders did not run
 	}
-	h[hPolicy] = []string{policy[0] + `, "` + QuotaPolicyName + `";q=` + strconv.FormatInt(q.Limit, 10) +
-		";w=" + strconv.FormatInt(ceilSeconds(q.Window), 10)}
-	h[hRateLimit] = []string{limit[0] + `, "` + QuotaPolicyName + `";r=` + strconv.FormatInt(max(0, q.Remaining), 10) +
-		";t=" + strconv.FormatInt(ceilSecondsOrZero(q.ResetAfter), 10)}
+	item := q.policyItem
+	if item == "" {
+		item = quotaPolicyItem(q.Limit, q.Window)
+	}
+	// The slices are SetHeaders' own: their one element is replaced.
+	policy[0] += item
+	limit[0] += `, "` + QuotaPolicyName + `";r=` + strconv.FormatInt(max(0, q.Remaining), 10) +
+		";t=" + strconv.FormatInt(ceilSecondsOrZero(q.ResetAfter), 10)
+}
+
+// quotaPolicyItem is the quota's item of RateLimit-Policy, with the comma
+// that separates it from the rate limit's.
+func quotaPolicyItem(limit int64, window time.Duration) string {
+	return `, "` + QuotaPolicyName + `";q=` + strconv.FormatInt(limit, 10) + ";w=" + strconv.FormatInt(ceilSeconds(window), 10)
 }
 
 // QuotaRefusalMessage is the client-facing 429 message for a spent quota:

@@ -42,6 +42,8 @@ type QuotaStatus struct {
 	Window time.Duration
 	// Exceeded: this request was refused because the quota is spent.
 	Exceeded bool
+
+	policyItem string // `, "quota";q=…;w=…`, built once per period
 }
 
 // quotaEntry is this gateway's side of one key's quota in its current
@@ -61,6 +63,7 @@ type quotaEntry struct {
 	start, end float64
 	endLocal   time.Time
 	window     time.Duration
+	policyItem string // its RateLimit-Policy item (SetQuotaHeaders)
 
 	// answered: used is the counter as of an answer in this period. With no
 	// store, used is the count itself.
@@ -95,6 +98,7 @@ func (q *quotaEntry) roll(now, storeNow time.Time) {
 	q.mark = key[strings.LastIndexByte(key, ':')+1:]
 	q.start, q.end = leaseMicros(start), leaseMicros(end)
 	q.window = end.Sub(start)
+	q.policyItem = quotaPolicyItem(q.quota.Limit, q.window)
 	q.answered, q.used, q.localTotal, q.localAcked = false, 0, 0, 0
 	q.standLeft, q.standUntil = 0, time.Time{}
 }
@@ -118,6 +122,7 @@ func (q *quotaEntry) status(now time.Time, pocket int) QuotaStatus {
 		Remaining:  min(q.quota.Limit, max(0, left)),
 		ResetAfter: max(0, q.endLocal.Sub(now)),
 		Window:     q.window,
+		policyItem: q.policyItem,
 	}
 }
 
