@@ -23,7 +23,7 @@ type memStore struct {
 	// lostReplies: calls are applied but their replies lost, as when a
 	// call times out after reaching Redis.
 	lostReplies atomic.Bool
-	slow    sync.Map // bucket -> time.Duration
+	slow        sync.Map // bucket -> time.Duration
 }
 
 func newMemStore() *memStore {
