@@ -8,8 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/azen-sh/gateway/internal/apikey"
 	"github.com/azen-sh/gateway/internal/quota"
+	"github.com/azen-sh/gateway/internal/testenv"
 )
 
 // qreq is a request of cost for owner's bucket under p with quota q.
@@ -397,4 +400,53 @@ func (l *Limiter) quotaOwes(owner string, q apikey.Quota) bool {
 	e := l.quotas.lock(owner, q, l.clock.now())
 	defer e.mu.Unlock()
 	return e.owed() > 0
+}
+
+// On a Redis Cluster the bucket, the quota counter and its ledger share
+// the key's hash tag: one script call touches all three (no CROSSSLOT),
+// through the Limiter and with a charge of local admissions.
+func TestLeaseScriptOnRedisCluster(t *testing.T) {
+	cluster := testenv.StartRedisCluster(t, 3)
+	var addrs []string
+	for _, n := range cluster.Nodes {
+		addrs = append(addrs, n.Addr())
+	}
+	client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, ContextTimeoutEnabled: true, MaxRetries: -1})
+	t.Cleanup(func() { client.Close() })
+	r := NewRedis(client)
+	t.Cleanup(r.Close)
+	p := policy(t, "default", "1000/s burst 1000")
+	q := day(7)
+	ctx := context.Background()
+	for i, owner := range []string{"4f1c2b8e-1111-4c1a-9a3e-0b9b4b1e7a11", "a", "b", "c"} {
+		now := time.Now()
+		start, end := q.Window(now)
+		res, err := r.lease(ctx, p.Bucket(owner), leaseArgs{
+			emission: p.emissionMicros(), burst: 1000, holder: "g", seq: 1, need: 1, cost: 1, gateways: 1,
+			ttl: 1e6, retain: 1e7, qkey: quota.Key(owner, q, now), qledger: quota.LocalKey(owner, q, now),
+			qlimit: 7, qmark: "m", qstart: leaseMicros(start), qend: leaseMicros(end), qmargin: 2e6,
+			qdebt: 3,
+		})
+		if err != nil || res.need != 1 || res.qused != 4 {
+			t.Fatalf("owner %d: %+v %v", i, res, err)
+		}
+		if n, err := client.HGet(ctx, quota.LocalKey(owner, q, now), "g").Int64(); err != nil || n != 3 {
+			t.Fatalf("owner %d: ledger %d %v", i, n, err)
+		}
+	}
+	l := New(Config{Redis: r, Holder: "g2"})
+	t.Cleanup(l.Close)
+	n := 0
+	for i := 0; i < 10; i++ {
+		res, err := l.Allow(ctx, qreq(p, "limiter-owner", 1, q))
+		if err != nil || res.Source != SourceShared {
+			t.Fatalf("request %d: %+v %v", i+1, res, err)
+		}
+		if res.Decision.Allowed {
+			n++
+		}
+	}
+	if n != 7 {
+		t.Fatalf("%d admitted of a quota of 7 on the cluster", n)
+	}
 }
