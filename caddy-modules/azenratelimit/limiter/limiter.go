@@ -104,6 +104,7 @@ const (
 var (
 	errBreakerOpen = errors.New("redis circuit breaker is open")
 	errClosed      = errors.New("rate limiter closed")
+	errWrongPeriod = errors.New("redis refused the quota period the call named, twice")
 )
 
 // Limiter is azen_ratelimit's decision: the shared bucket in Redis reached
@@ -481,18 +482,10 @@ func (l *Limiter) quotaArgs(c *call, q *quotaEntry, now time.Time) {
 	defer q.mu.Unlock()
 	q.refresh(now, l.storeNow)
 	c.quota = q
-	c.args.qkey, c.args.qlimit, c.args.qmark = q.key, q.quota.Limit, q.mark
-	c.args.qstart, c.args.qend = q.start, q.end
+	c.args.qlimit = q.quota.Limit
 	c.args.qoff = float64(l.quotaOffset / time.Microsecond)
 	c.args.qmargin = float64(quotaLeaseMargin / time.Microsecond)
-	c.args.qdebt, c.args.qacked, c.args.qledger = 0, 0, ""
-	if q.owed() > 0 {
-		c.args.qdebt, c.args.qacked, c.args.qledger = q.localTotal, q.localAcked, q.localKey
-	}
-	c.args.qhint = 0
-	if q.answered {
-		c.args.qhint = q.used
-	}
+	q.periodArgs(&c.args)
 }
 
 // rewindow moves call c to the quota period the store says holds its now
@@ -507,16 +500,7 @@ func (l *Limiter) rewindow(c *call, storeMicros float64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.roll(now, storeTime.Add(l.quotaOffset))
-	c.args.qdebt, c.args.qacked, c.args.qledger = 0, 0, ""
-	if q.owed() > 0 {
-		c.args.qdebt, c.args.qacked, c.args.qledger = q.localTotal, q.localAcked, q.localKey
-	}
-	c.args.qkey, c.args.qmark = q.key, q.mark
-	c.args.qstart, c.args.qend = q.start, q.end
-	c.args.qhint = 0
-	if q.answered {
-		c.args.qhint = q.used
-	}
+	q.periodArgs(&c.args)
 }
 
 func (l *Limiter) baseArgs(e *entry) leaseArgs {
@@ -548,11 +532,11 @@ func (l *Limiter) run(e *entry, c *call) {
 	if err == nil && res.wrongPeriod {
 		// The quota's period is Redis's: ask again for the one it holds.
 		if c.quota == nil {
-			err = errors.New("quota period refused for a call without a quota")
+			err = errWrongPeriod
 		} else {
 			l.rewindow(c, res.now)
 			if res, err = l.store.lease(ctx, e.bucket, c.args); err == nil && res.wrongPeriod {
-				err = errors.New("Redis refused the quota period twice")
+				err = errWrongPeriod
 			}
 		}
 	}

@@ -103,6 +103,21 @@ func (q *quotaEntry) roll(now, storeNow time.Time) {
 	q.standLeft, q.standUntil = 0, time.Time{}
 }
 
+// periodArgs puts q's period into a: its counter, ledger and bounds, the
+// count it last saw, and what local mode admitted in it if not all of
+// that is known charged (then as a total, for the store to charge once).
+func (q *quotaEntry) periodArgs(a *leaseArgs) {
+	a.qkey, a.qmark, a.qstart, a.qend = q.key, q.mark, q.start, q.end
+	a.qdebt, a.qacked, a.qledger = 0, 0, ""
+	if q.owed() > 0 {
+		a.qdebt, a.qacked, a.qledger = q.localTotal, q.localAcked, q.localKey
+	}
+	a.qhint = 0
+	if q.answered {
+		a.qhint = q.used
+	}
+}
+
 // refresh rolls q over when its period has ended on this gateway's clock.
 func (q *quotaEntry) refresh(now time.Time, storeNow func(time.Time) time.Time) {
 	q.lastUse = now
