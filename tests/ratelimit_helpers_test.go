@@ -189,7 +189,8 @@ func metricValue(t *testing.T, g *testenv.Gateway, sample string) float64 {
 }
 
 // leasesHeld is the number of tokens gateways hold in leases of key's
-// buckets (the h:<gateway> fields of each bucket's hash: "seq tokens expiry").
+// buckets (the h:<gateway> fields of each bucket's hash: "seq tokens
+// expiry", and the quota period for a key with a quota).
 func leasesHeld(t *testing.T, c redis.UniversalClient, key string) int {
 	t.Helper()
 	keys, err := c.Keys(context.Background(), "azen:rl:{"+key+"}:*").Result()
@@ -206,7 +207,7 @@ func leasesHeld(t *testing.T, c redis.UniversalClient, key string) int {
 		for f, v := range fields {
 			if strings.HasPrefix(f, "h:") {
 				// An expired hold counts as spent (the record is updated lazily).
-				if parts := strings.Fields(v); len(parts) == 3 {
+				if parts := strings.Fields(v); len(parts) == 3 || len(parts) == 4 {
 					n, _ := strconv.Atoi(parts[1])
 					exp, _ := strconv.ParseInt(parts[2], 10, 64)
 					if exp > now {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/azen-sh/gateway/caddy-modules/azenerror"
 	"github.com/azen-sh/gateway/caddy-modules/azenratelimit/limiter"
+	"github.com/azen-sh/gateway/internal/apikey"
 	"github.com/azen-sh/gateway/internal/contract"
 	"github.com/azen-sh/gateway/internal/ratespec"
 )
@@ -79,6 +81,7 @@ type Handler struct {
 	state         *state
 	release       func()
 	logger        *zap.Logger
+	warnQuotaKey  *sync.Once // a quota this handler cannot count (its key)
 }
 
 // CaddyModule returns the Caddy module information.
@@ -93,6 +96,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // It makes no network call: the Redis client connects on first use.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	h.warnQuotaKey = new(sync.Once)
 	if err := h.applyDefaults(); err != nil {
 		return err
 	}
@@ -234,10 +238,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			fmt.Errorf("azen_ratelimit: key %s is empty for this request (is azen_auth before azen_ratelimit?)", h.Key))
 	}
 	p := h.policyFor(repl)
-	res, err := h.state.limiter.Allow(r.Context(), limiter.Request{
+	lr := limiter.Request{
 		Bucket: p.Bucket(key), Policy: p, Cost: min(h.Cost, p.Burst),
 		Mode: h.mode, Timeout: time.Duration(h.Timeout), MinGateways: h.MinGateways,
-	})
+	}
+	if text, _ := repl.GetString("azen.quota"); text != "" {
+		h.addQuota(&lr, repl, key, text)
+	}
+	res, err := h.state.limiter.Allow(r.Context(), lr)
 	if err != nil {
 		if res.Source == limiter.SourceDeny {
 			mDenyError.Inc()
@@ -249,12 +257,44 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	countDecision(res)
 	if res.Decided {
 		limiter.SetHeaders(w.Header(), p, res.Decision)
+		limiter.SetQuotaHeaders(w.Header(), res.Quota)
 		if !res.Decision.Allowed {
-			return caddyhttp.Error(http.StatusTooManyRequests,
-				contract.Public(limiter.RefusalMessage(p, res.Decision)))
+			msg := limiter.RefusalMessage(p, res.Decision)
+			if res.Quota.Exceeded {
+				mQuotaExceeded.Inc()
+				msg = limiter.QuotaRefusalMessage(res.Quota)
+			}
+			return caddyhttp.Error(http.StatusTooManyRequests, contract.Public(msg))
 		}
 	}
 	return next.ServeHTTP(w, r)
+}
+
+// addQuota adds the key's quota ({azen.quota}, "10000/month") to lr. The
+// quota counter is named after the key id ({azen.key_id}) and must share
+// the bucket's Cluster hash tag: a handler whose key is not the key id
+// (say {client_ip}) does not count quotas (docs/ratelimit.md).
+func (h *Handler) addQuota(lr *limiter.Request, repl *caddy.Replacer, key, text string) {
+	q, err := apikey.ParseQuota(text)
+	if err != nil || q.IsZero() {
+		if ce := h.logger.Check(zapcore.WarnLevel, "ignoring a key's malformed quota"); ce != nil {
+			keyID, _ := repl.GetString("azen.key_id")
+			ce.Write(zap.String("key_id", keyID), zap.Error(err))
+		}
+		return
+	}
+	keyID := key
+	if h.keyVar != "azen.key_id" {
+		keyID, _ = repl.GetString("azen.key_id")
+	}
+	if keyID != key || limiter.KeyTag(key) != key {
+		h.warnQuotaKey.Do(func() {
+			h.logger.Warn("quotas are not counted by this azen_ratelimit: its key is not {azen.key_id}",
+				zap.String("key", h.Key))
+		})
+		return
+	}
+	lr.Quota, lr.QuotaOwner = q, keyID
 }
 
 // resolveKey expands the key placeholder; a key that is one placeholder

@@ -291,6 +291,13 @@ func BenchmarkServeHTTPRedisConcurrent(b *testing.B) {
 	benchServe(b, h)
 }
 
+// BenchmarkServeHTTPRedisQuota is BenchmarkServeHTTPRedis for a key with a
+// quota far above the benchmark's load (counted in the same calls, leased
+// with the tokens).
+func BenchmarkServeHTTPRedisQuota(b *testing.B) {
+	benchServe(b, provisionBench(b, testenv.StartRedis(b).URL()), "azen.quota", "1000000000000/month")
+}
+
 // provisionBench provisions a handler with limits far above any benchmark's
 // load, on redisURL ("" for the in-process limiter), cleaned up with b.
 func provisionBench(b *testing.B, redisURL string) *Handler {
@@ -305,13 +312,18 @@ func provisionBench(b *testing.B, redisURL string) *Handler {
 	return h
 }
 
-func benchServe(b *testing.B, h *Handler) {
+// benchServe runs requests of the key "bench" through h; vars are more
+// placeholders to set (name, value, …).
+func benchServe(b *testing.B, h *Handler, vars ...string) {
 	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		r := httptest.NewRequest("GET", "/", nil)
 		repl := caddy.NewReplacer()
 		repl.Set("azen.key_id", "bench")
+		for i := 0; i+1 < len(vars); i += 2 {
+			repl.Set(vars[i], vars[i+1])
+		}
 		r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl))
 		w := httptest.NewRecorder()
 		for pb.Next() {

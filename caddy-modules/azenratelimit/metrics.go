@@ -22,6 +22,12 @@ var (
 		Help:      "Latency of the rate-limit Redis call, failed calls included.",
 		Buckets:   []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25},
 	})
+	quotaExceededTotal = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "azen",
+		Subsystem: "ratelimit",
+		Name:      "quota_exceeded_total",
+		Help:      "Requests refused because the key's quota for the period is spent (also counted in decisions_total as limited).",
+	})
 	redisErrorsTotal = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "azen",
 		Subsystem: "ratelimit",
@@ -39,6 +45,8 @@ var (
 	mAllowAllowed = decisionsTotal.WithLabelValues("allowed", "allow")
 	mDenyError    = decisionsTotal.WithLabelValues("error", "deny")
 	mRedisError   = decisionsTotal.WithLabelValues("error", "redis")
+	// mQuotaExceeded is the one quota counter.
+	mQuotaExceeded prometheus.Counter = quotaExceededTotal
 )
 
 // registerMetrics adds the collectors to a config's registry; a second
@@ -47,7 +55,7 @@ func registerMetrics(reg prometheus.Registerer) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{decisionsTotal, redisSeconds, redisErrorsTotal} {
+	for _, c := range []prometheus.Collector{decisionsTotal, redisSeconds, redisErrorsTotal, quotaExceededTotal} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {

@@ -28,6 +28,15 @@ func Key(keyID string, q apikey.Quota, now time.Time) string {
 	return "azen:quota:" + HashTag(keyID) + ":" + start.Format(layout)
 }
 
+// LocalKey is the hash beside Key's counter that makes charging local-mode
+// admissions idempotent: field = a gateway's id, value = the units its
+// local mode (Redis unreachable) admitted in the period and has charged to
+// the counter. It lives as long as the counter. Readers of the use need
+// only Key.
+func LocalKey(keyID string, q apikey.Quota, now time.Time) string {
+	return Key(keyID, q, now) + ":local"
+}
+
 // HashTag is the Cluster hash tag of everything kept for key id.
 func HashTag(keyID string) string { return "{" + keyID + "}" }
 

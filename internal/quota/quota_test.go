@@ -19,6 +19,9 @@ func TestKeyNamesThePeriod(t *testing.T) {
 	if got := Key(id, apikey.Quota{Limit: 1, Period: apikey.PeriodMonth}, at); got != "azen:quota:{"+id+"}:2027-01" {
 		t.Errorf("month key %q", got)
 	}
+	if got := LocalKey(id, apikey.Quota{Limit: 1, Period: apikey.PeriodMonth}, at); got != "azen:quota:{"+id+"}:2027-01:local" {
+		t.Errorf("local key %q", got)
+	}
 	if d := ResetIn(apikey.Quota{Limit: 1, Period: apikey.PeriodDay}, at); d != 23*time.Hour+30*time.Minute {
 		t.Errorf("ResetIn %s", d)
 	}

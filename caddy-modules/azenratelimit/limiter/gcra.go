@@ -30,6 +30,20 @@ import (
 // 2 % of the bucket: even if none were spent or returned, at least 98 % of
 // what the policy allows stays grantable.
 //
+// Quotas (contract §10) are counted in the same call: a counter per key
+// and UTC period (internal/quota names it) holds the units granted in the
+// period, leased ones included. Grants are bounded by what the counter has
+// left; a lease of n tokens takes n units from the counter too, a return
+// gives both back, and a hold records which period (its mark: the
+// counter) its units were counted under, so a pocket is never settled
+// against another counter. No lease is granted within qmargin of the period's end, so no
+// pocket outlives its period. Units admitted while the store could not be
+// asked are added even past the limit; a holder sends the total it
+// admitted so in the period (qdebt), and the store adds only what it has
+// not charged yet (its ledger, the hash at quota.LocalKey), so a call
+// that timed out and still reached the store, or a retry, never charges
+// twice.
+//
 // leaseEpoch is 2017-01-01T00:00:00Z in Unix seconds: the script counts
 // microseconds from it (as redis_rate does) to keep numbers well inside a
 // float64's exact range.
@@ -43,9 +57,19 @@ const availEpsilon = 1e-9
 // holder holds nothing; the record is kept (for a while) so a late, stale
 // call from it is recognised by its sequence number.
 type hold struct {
-	seq int64
-	n   int64
-	exp float64 // µs; when n == 0, the time of the last write
+	seq  int64
+	n    int64
+	exp  float64 // µs; when n == 0, the time of the last write
+	mark string  // the quota period its tokens were counted under ("" for none)
+}
+
+// quotaCell is a quota counter as the store keeps it (the string at
+// KEYS[2] in Redis), with its ledger of local-mode charges per holder (the
+// hash at KEYS[3]).
+type quotaCell struct {
+	exists bool
+	used   int64
+	ledger map[string]int64
 }
 
 // gcraState is one bucket.
@@ -76,6 +100,19 @@ type leaseArgs struct {
 	hint     float64 // the TAT the holder last saw (µs), for a bucket recreated since
 	ttl      float64 // hold lifetime, µs
 	retain   float64 // how long records outlive a full bucket, µs
+
+	// The key's quota, when qlimit > 0 (see the top of this file).
+	qkey    string  // the counter (KEYS[2]); quota.Key
+	qledger string  // its ledger (KEYS[3], when qdebt > 0); quota.LocalKey
+	qlimit  int64   // units per period
+	qmark   string  // names the period (the counter): "2026-12-01", "2026-12"
+	qstart  float64 // the period, µs since leaseEpoch: [qstart, qend)
+	qend    float64
+	qoff    float64 // added to the store's clock for the quota (tests only; 0)
+	qdebt   int64   // units this holder admitted in the period while the store could not be asked, in all
+	qacked  int64   // of qdebt, what the holder knows was charged (for a ledger the store lost)
+	qhint   int64   // the count this holder last saw, for a counter the store lost
+	qmargin float64 // no lease this close to the period's end, µs
 }
 
 // leaseResult is the answer.
@@ -90,16 +127,30 @@ type leaseResult struct {
 	now      float64
 	gen      string
 	ttlRel   float64 // how long the bucket's record must live, µs
+
+	// wrongPeriod: the store's clock is outside [qstart, qend): nothing
+	// changed; ask again with the period holding now.
+	wrongPeriod bool
+	qused       int64 // the quota counter after the call (-1: no quota)
 }
 
-// gcraLease applies one call to s at now (µs since leaseEpoch). It is the
-// lease script, line for line.
-func (s *gcraState) lease(now float64, a leaseArgs) leaseResult {
+// lease applies one call to s at now (µs since leaseEpoch), and to the
+// quota counter qc when a.qlimit > 0. It is the lease script, line for
+// line.
+func (s *gcraState) lease(now float64, a leaseArgs, qc *quotaCell) leaseResult {
 	e := a.emission
 	burst := float64(a.burst)
 	gateways := float64(max(1, a.gateways))
 	if own := s.holds[a.holder]; own != nil && own.seq >= a.seq {
-		return leaseResult{stale: true}
+		return leaseResult{stale: true, qused: -1}
+	}
+	// The quota's period is decided on the store's clock: a caller that
+	// named another period's counter asks again (nothing changed).
+	quota := a.qlimit > 0
+	if quota {
+		if qnow := now + a.qoff; qnow < a.qstart || qnow >= a.qend {
+			return leaseResult{wrongPeriod: true, now: now, qused: -1}
+		}
 	}
 	if !s.exists {
 		s.exists = true
@@ -118,6 +169,25 @@ func (s *gcraState) lease(now float64, a leaseArgs) leaseResult {
 		s.tat = math.Max(s.tat, a.hint+float64(s.taken)*e)
 	}
 	own := s.holds[a.holder]
+	qused := int64(-1)
+	if quota {
+		// A counter the store lost starts from what this holder last saw.
+		qused = max(0, a.qhint)
+		if qc.exists {
+			qused = qc.used
+		}
+		if a.qdebt > 0 {
+			charged, ok := qc.ledger[a.holder]
+			if !ok {
+				charged = a.qacked
+			}
+			qused += max(0, a.qdebt-charged)
+			if qc.ledger == nil {
+				qc.ledger = map[string]int64{}
+			}
+			qc.ledger[a.holder] = max(charged, a.qdebt)
+		}
+	}
 
 	// Holds past their expiry count as spent at their expiry.
 	var held int64
@@ -141,12 +211,17 @@ func (s *gcraState) lease(now float64, a leaseArgs) leaseResult {
 	// The holder's previous pocket: what it keeps stays held, what it
 	// returns goes back to the bucket, the rest was spent.
 	keep, ret := a.keep, a.ret
-	found := own != nil && own.n > 0 && a.confirm > 0 && own.seq >= a.confirm
+	// Its quota units were counted under own.mark: settled only against
+	// the same counter.
+	found := own != nil && own.n > 0 && a.confirm > 0 && own.seq >= a.confirm && own.mark == a.qmark
 	if found {
 		keep = min(keep, own.n)
 		ret = min(ret, own.n-keep)
 		held -= own.n
 		s.tat -= float64(ret) * e
+		if quota {
+			qused = max(0, qused-ret)
+		}
 	} else {
 		keep, ret = 0, 0
 	}
@@ -156,11 +231,32 @@ func (s *gcraState) lease(now float64, a leaseArgs) leaseResult {
 	avail := burst - (s.tat-now)/e
 	cost := max(1, a.cost)
 	gNeed := max(0, min(a.need, int64(math.Floor((avail+availEpsilon)/float64(cost)))*cost))
+	var qleft int64
+	if quota {
+		// The quota bounds the grant: whole requests of cost from what is left.
+		qleft = max(0, a.qlimit-qused)
+		gNeed = min(gNeed, qleft/cost*cost)
+	}
 	var gExtra int64
 	if a.extra > 0 {
 		spare := avail - float64(gNeed)
 		gExtra = max(0, min(a.extra, int64(math.Floor((spare+availEpsilon)/(2*gateways))),
 			int64(math.Floor(burst/(50*gateways)))-keep))
+		if quota {
+			// Leases take quota units too: at most half of what is left
+			// shared by the gateways, all pockets together at most 2 % of
+			// the quota, none near the period's end.
+			if a.qend-(now+a.qoff) < a.qmargin {
+				gExtra = 0
+			} else {
+				gw := int64(gateways)
+				gExtra = max(0, min(gExtra, (qleft-gNeed)/(2*gw), a.qlimit/(50*gw)-keep))
+			}
+		}
+	}
+	if quota {
+		qused += gNeed + gExtra
+		qc.exists, qc.used = true, qused
 	}
 	s.tat += float64(gNeed+gExtra) * e
 	s.taken += a.debt + gNeed + gExtra - ret
@@ -172,7 +268,7 @@ func (s *gcraState) lease(now float64, a leaseArgs) leaseResult {
 			s.holds = map[string]*hold{}
 		}
 		if ownHeld > 0 {
-			s.holds[a.holder] = &hold{seq: a.seq, n: ownHeld, exp: math.Floor(now + a.ttl)}
+			s.holds[a.holder] = &hold{seq: a.seq, n: ownHeld, exp: math.Floor(now + a.ttl), mark: a.qmark}
 		} else {
 			s.holds[a.holder] = &hold{seq: a.seq, n: 0, exp: now}
 		}
@@ -223,5 +319,6 @@ func (s *gcraState) lease(now float64, a leaseArgs) leaseResult {
 		now:      now,
 		gen:      s.gen,
 		ttlRel:   math.Max(live, 0) + a.retain,
+		qused:    qused,
 	}
 }

@@ -66,7 +66,7 @@ func runLeaseSim(t *testing.T, p Policy, seed uint64, steps int) (spends [][2]fl
 			if rng.IntN(15) == 0 {
 				a.seq = max(1, h.seq-2) // a call that arrives after later ones
 			}
-			r := s.lease(now, a)
+			r := s.lease(now, a, nil)
 			if r.stale {
 				break
 			}
@@ -154,20 +154,20 @@ func TestLeaseReturnsNeverOverfill(t *testing.T) {
 	base := leaseArgs{emission: p.emissionMicros(), burst: 1000, holder: "a", cost: 1, gateways: 1, ttl: 1e6, retain: 1e7}
 	a := base
 	a.seq, a.extra = 1, 30
-	r := s.lease(now, a)
+	r := s.lease(now, a, nil)
 	if r.extra != 20 || r.avail != 980 { // a pocket is at most 2 % of the burst
 		t.Fatalf("first lease %+v", r)
 	}
 	// Half a second later the bucket has refilled, but a's 20 still count.
 	a = base
 	a.seq, a.confirm, a.ret = 2, 1, 50 // returns more than it holds
-	r = s.lease(now+5e5, a)
+	r = s.lease(now+5e5, a, nil)
 	if !r.found || r.avail != 1000 {
 		t.Fatalf("after return: %+v, want avail 1000 (full, not more)", r)
 	}
 	// A return with a confirmation that no longer holds changes nothing.
 	a.seq = 3
-	if r := s.lease(now+5e5, a); r.found || r.avail != 1000 {
+	if r := s.lease(now+5e5, a, nil); r.found || r.avail != 1000 {
 		t.Fatalf("second return %+v", r)
 	}
 }

@@ -2,6 +2,7 @@ package limiter
 
 import (
 	"hash/maphash"
+	"math"
 	"sync"
 	"time"
 )
@@ -27,10 +28,12 @@ type entry struct {
 	denyCost  int       // a request of this cost is refused until denyUntil
 	denyUntil time.Time
 
-	// The pocket: tokens leased to this gateway.
-	pocket    int
-	pocketExp time.Time
-	confirm   int64 // the call whose hold covers the pocket
+	// The pocket: tokens leased to this gateway, and the quota their units
+	// were counted under (nil: none).
+	pocket      int
+	pocketExp   time.Time
+	confirm     int64 // the call whose hold covers the pocket
+	pocketQuota *quotaEntry
 
 	// Demand on this gateway, and the settings of its last request.
 	units    int
@@ -40,6 +43,7 @@ type entry struct {
 	cost     int
 	timeout  time.Duration
 	gateways int
+	quota    *quotaEntry // of the last request (nil: none)
 
 	call    *call
 	pending []*waiter // waiting for the next call
@@ -58,6 +62,7 @@ type call struct {
 	sent    time.Time
 	timeout time.Duration
 	batch   []*waiter
+	quota   *quotaEntry // the quota in args (nil: none)
 }
 
 // waiter is a request waiting for a call.
@@ -69,6 +74,7 @@ type waiter struct {
 	done      bool
 	abandoned bool
 	res       Decision
+	overQuota bool // refused for the quota
 	err       error
 }
 
@@ -80,13 +86,14 @@ func (e *entry) noteUse(now time.Time, r Request, gateways int) {
 	e.timeout = r.Timeout
 }
 
-// serve decides without a call if it can: a token of the pocket, or a
-// refusal the last answer still stands for.
-func (e *entry) serve(now time.Time, cost int) (Decision, bool) {
+// serve decides without a call if it can: a token of the pocket (counted
+// under the request's quota q), or a refusal the last answer still stands
+// for.
+func (e *entry) serve(now time.Time, cost int, q *quotaEntry) (Decision, bool) {
 	if e.pocket > 0 && !now.Before(e.pocketExp) {
 		e.pocket = 0 // expired: the store counts it as spent
 	}
-	if e.pocket >= cost {
+	if e.pocket >= cost && e.pocketQuota == q {
 		e.pocket -= cost
 		e.spent += cost
 		return e.leased(now), true
@@ -100,6 +107,12 @@ func (e *entry) serve(now time.Time, cost int) (Decision, bool) {
 // leased is the decision for a token just spent from the pocket.
 func (e *entry) leased(now time.Time) Decision {
 	return Decision{Allowed: true, Remaining: max(0, e.remaining-e.spent), ResetAfter: max(0, e.tat.Sub(now))}
+}
+
+// refusedForQuota is a refusal for the quota: the bucket as this gateway
+// last saw it, untouched (Limiter.result adds the Retry-After).
+func (e *entry) refusedForQuota(now time.Time) Decision {
+	return Decision{Remaining: max(0, e.remaining-e.spent), ResetAfter: max(0, e.tat.Sub(now))}
 }
 
 // updateRate folds the demand since the last call into the estimate.
@@ -140,8 +153,29 @@ func (e *entry) apply(c *call, r leaseResult, now time.Time) {
 	if e.pocket > 0 {
 		e.confirm = a.seq
 		e.pocketExp = c.sent.Add(leaseLife)
+		e.pocketQuota = c.quota
 	} else {
 		e.confirm = 0
+		e.pocketQuota = nil
+	}
+	// The quota: the counter as Redis left it, and whether what is left
+	// still admits a request of the call's cost (else that refusal stands).
+	qleft := int64(math.MaxInt64)
+	if a.qlimit > 0 && r.qused >= 0 {
+		qleft = a.qlimit - r.qused
+		if q := c.quota; q != nil {
+			q.mu.Lock()
+			if q.mark == a.qmark {
+				q.answered, q.used = true, r.qused
+				q.localAcked = max(q.localAcked, a.qdebt)
+				if qleft < a.cost {
+					q.standLeft, q.standUntil = qleft, now.Add(min(quotaStand, q.endLocal.Sub(now)))
+				} else {
+					q.standUntil = time.Time{}
+				}
+			}
+			q.mu.Unlock()
+		}
 	}
 	e.answered = true
 	e.gen = r.gen
@@ -164,6 +198,8 @@ func (e *entry) apply(c *call, r leaseResult, now time.Time) {
 		if units >= w.cost {
 			units -= w.cost
 			w.res = Decision{Allowed: true, Remaining: e.remaining + units, ResetAfter: max(0, e.tat.Sub(now))}
+		} else if qleft < int64(w.cost) {
+			w.res, w.overQuota = e.refusedForQuota(now), true
 		} else {
 			w.res = Decision{
 				RetryAfter: max(time.Nanosecond, microsDuration(r.retryRel)),
@@ -178,6 +214,7 @@ func (e *entry) apply(c *call, r leaseResult, now time.Time) {
 // failed, so they are decided by the fallback rather than by another call.
 func (e *entry) fail(c *call, err error) {
 	e.debt += int(c.args.debt)
+	// (A quota's local admissions stay owed until an answer confirms them.)
 	for _, w := range c.batch {
 		if !w.abandoned {
 			w.done, w.err = true, err

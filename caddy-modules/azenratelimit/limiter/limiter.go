@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/azen-sh/gateway/internal/apikey"
 )
 
 // Mode is what a Limiter does for a request while the shared store cannot
@@ -48,14 +50,22 @@ type Request struct {
 	// MinGateways is the fewest gateways local mode divides the policy by
 	// (min_gateways), whatever the count last seen.
 	MinGateways int
+	// Quota, when not zero, is the key's quota (contract §10), counted
+	// under QuotaOwner (the key id) in the same store call as the bucket.
+	// Bucket must carry the same Cluster hash tag: Policy.Bucket(QuotaOwner).
+	Quota      apikey.Quota
+	QuotaOwner string
 }
 
 // Result is a Limiter's answer. Decided is false when the request passes
-// without a decision (Source SourceAllow): no rate-limit headers then.
+// without a decision (Source SourceAllow): no rate-limit headers then. A
+// request refused for its quota has Quota.Exceeded, and a RetryAfter until
+// the quota's period ends.
 type Result struct {
 	Decision Decision
 	Decided  bool
 	Source   Source
+	Quota    QuotaStatus
 }
 
 // Events receives what a Limiter wants told (logs, metrics); every method
@@ -94,6 +104,7 @@ const (
 var (
 	errBreakerOpen = errors.New("redis circuit breaker is open")
 	errClosed      = errors.New("rate limiter closed")
+	errWrongPeriod = errors.New("redis refused the quota period the call named, twice")
 )
 
 // Limiter is azen_ratelimit's decision: the shared bucket in Redis reached
@@ -114,8 +125,13 @@ type Limiter struct {
 	gateways func() int
 
 	entries entries
+	quotas  quotaTable
 	seq     atomic.Int64
 	events  atomic.Pointer[Events]
+	// skew is the store's clock less this gateway's (ns), as of the last
+	// answer to a call with a quota; quotaOffset shifts both (tests only).
+	skew        atomic.Int64
+	quotaOffset time.Duration
 
 	activeMu sync.Mutex
 	active   map[*entry]struct{}
@@ -140,6 +156,10 @@ type Config struct {
 	Gateways func() int
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// QuotaClockOffset is added to the clock (Redis's, and this
+	// gateway's) when deciding a quota's period. Only tests set it, to
+	// cross a period boundary; it is 0 in every gateway.
+	QuotaClockOffset time.Duration
 }
 
 // New returns a Limiter; Close stops its background work.
@@ -156,15 +176,17 @@ func newLimiter(s store, cfg Config) *Limiter {
 		cfg.Gateways = func() int { return 1 }
 	}
 	l := &Limiter{
-		store:    s,
-		local:    NewLocal(cfg.Now),
-		breaker:  NewBreaker(breakerThreshold, breakerCooldown, cfg.Now),
-		clock:    newClock(cfg.Now),
-		holder:   cfg.Holder,
-		gateways: cfg.Gateways,
-		active:   map[*entry]struct{}{},
+		store:       s,
+		local:       NewLocal(cfg.Now),
+		breaker:     NewBreaker(breakerThreshold, breakerCooldown, cfg.Now),
+		clock:       newClock(cfg.Now),
+		holder:      cfg.Holder,
+		gateways:    cfg.Gateways,
+		active:      map[*entry]struct{}{},
+		quotaOffset: cfg.QuotaClockOffset,
 	}
 	l.entries.init()
+	l.quotas.init(s != nil)
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	if s != nil {
 		l.wg.Add(1)
@@ -189,14 +211,18 @@ func (l *Limiter) Shared() bool { return l.store != nil }
 // BreakerOpen reports whether calls are kept off Redis now.
 func (l *Limiter) BreakerOpen() bool { return l.breaker.Open() }
 
-// Allow decides whether r.Cost units of r.Bucket may be spent now. The
-// error is a request that cannot be decided (ModeDeny while Redis fails,
-// or the request's context ending while it waited).
+// Allow decides whether r.Cost units of r.Bucket (and of r.Quota) may be
+// spent now. The error is a request that cannot be decided (ModeDeny while
+// Redis fails, or the request's context ending while it waited).
 func (l *Limiter) Allow(ctx context.Context, r Request) (Result, error) {
 	if l.store == nil {
-		return Result{Decision: l.local.Allow(r.Bucket, r.Policy, r.Cost), Decided: true, Source: SourceLocal}, nil
+		return l.allowAlone(r), nil
 	}
 	now := l.clock.now()
+	var q *quotaEntry
+	if r.Quota.Limit > 0 {
+		q = l.quotas.get(r.QuotaOwner, r.Quota, now)
+	}
 	e := l.entries.get(r.Bucket, r.Policy, now)
 	e.mu.Lock()
 	for e.dead { // swept between the lookup and the lock
@@ -205,31 +231,36 @@ func (l *Limiter) Allow(ctx context.Context, r Request) (Result, error) {
 		e.mu.Lock()
 	}
 	e.noteUse(now, r, max(l.gateways(), r.MinGateways, 1))
-	if d, ok := e.serve(now, r.Cost); ok {
+	e.quota = q
+	if d, over, ok := l.serve(e, q, now, r.Cost); ok {
 		l.maybePrefetch(e, now)
+		res := l.result(e, q, d, over, now, SourceShared)
 		e.mu.Unlock()
-		return Result{Decision: d, Decided: true, Source: SourceShared}, nil
+		return res, nil
 	}
 	w := &waiter{cost: r.Cost, wake: make(chan struct{}, 1)}
 	for {
 		if w.done {
-			e.mu.Unlock()
 			if w.err != nil {
-				return l.degraded(e, r, w.err)
+				e.mu.Unlock()
+				return l.degraded(e, r, q, w.err)
 			}
-			return Result{Decision: w.res, Decided: true, Source: SourceShared}, nil
+			res := l.result(e, q, w.res, w.overQuota, now, SourceShared)
+			e.mu.Unlock()
+			return res, nil
 		}
 		if w.call == nil {
-			if d, ok := e.serve(now, r.Cost); ok {
+			if d, over, ok := l.serve(e, q, now, r.Cost); ok {
 				e.unqueue(w)
+				res := l.result(e, q, d, over, now, SourceShared)
 				e.mu.Unlock()
-				return Result{Decision: d, Decided: true, Source: SourceShared}, nil
+				return res, nil
 			}
 			if e.call == nil {
 				e.unqueue(w)
 				if !l.breaker.Allow() {
 					e.mu.Unlock()
-					return l.degraded(e, r, errBreakerOpen)
+					return l.degraded(e, r, q, errBreakerOpen)
 				}
 				c := l.startCall(e, now, append(e.pending, w))
 				e.pending = nil
@@ -260,8 +291,82 @@ func (l *Limiter) Allow(ctx context.Context, r Request) (Result, error) {
 	}
 }
 
+// serve decides without a call if it can (e's lock held): a token of the
+// pocket, or a refusal the last answer still stands for. over is a
+// refusal for the quota.
+func (l *Limiter) serve(e *entry, q *quotaEntry, now time.Time, cost int) (d Decision, over, ok bool) {
+	if d, ok := e.serve(now, cost, q); ok {
+		return d, false, true
+	}
+	if q == nil {
+		return Decision{}, false, false
+	}
+	q.mu.Lock()
+	q.refresh(now, l.storeNow)
+	stands := q.stands(now, cost)
+	q.mu.Unlock()
+	if stands {
+		return e.refusedForQuota(now), true, true
+	}
+	return Decision{}, false, false
+}
+
+// result completes d with the quota's status (e's lock held).
+func (l *Limiter) result(e *entry, q *quotaEntry, d Decision, over bool, now time.Time, src Source) Result {
+	res := Result{Decision: d, Decided: true, Source: src}
+	if q == nil {
+		return res
+	}
+	pocket := 0
+	if e.pocketQuota == q && now.Before(e.pocketExp) {
+		pocket = e.pocket
+	}
+	q.mu.Lock()
+	q.refresh(now, l.storeNow)
+	res.Quota = q.status(now, pocket)
+	q.mu.Unlock()
+	if over {
+		res.Quota.Exceeded = true
+		res.Decision.Allowed = false
+		res.Decision.RetryAfter = max(res.Decision.RetryAfter, res.Quota.ResetAfter, time.Nanosecond)
+	}
+	return res
+}
+
+// storeNow is the store's clock at now on this gateway's, as of the last
+// answer, plus the test offset: what decides a quota's period.
+func (l *Limiter) storeNow(now time.Time) time.Time {
+	return now.Add(time.Duration(l.skew.Load()) + l.quotaOffset)
+}
+
+// allowAlone is the decision without a store: the in-process bucket, and
+// the quota counted on this gateway alone.
+func (l *Limiter) allowAlone(r Request) Result {
+	if r.Quota.Limit == 0 {
+		return Result{Decision: l.local.Allow(r.Bucket, r.Policy, r.Cost), Decided: true, Source: SourceLocal}
+	}
+	now := l.clock.now()
+	q := l.quotas.lock(r.QuotaOwner, r.Quota, now)
+	defer q.mu.Unlock()
+	q.refresh(now, l.storeNow)
+	var d Decision
+	over := q.used+int64(r.Cost) > r.Quota.Limit
+	if over {
+		d = l.local.Allow(r.Bucket, r.Policy, 0) // the bucket as it is, for the headers
+		d.Allowed = false
+	} else if d = l.local.Allow(r.Bucket, r.Policy, r.Cost); d.Allowed {
+		q.used += int64(r.Cost)
+	}
+	res := Result{Decision: d, Decided: true, Source: SourceLocal, Quota: q.status(now, 0)}
+	if over {
+		res.Quota.Exceeded = true
+		res.Decision.RetryAfter = max(res.Quota.ResetAfter, time.Nanosecond)
+	}
+	return res
+}
+
 // degraded decides a request that Redis could not decide, by r.Mode.
-func (l *Limiter) degraded(e *entry, r Request, cause error) (Result, error) {
+func (l *Limiter) degraded(e *entry, r Request, q *quotaEntry, cause error) (Result, error) {
 	switch r.Mode {
 	case ModeAllow:
 		return Result{Source: SourceAllow}, nil
@@ -272,11 +377,22 @@ func (l *Limiter) degraded(e *entry, r Request, cause error) (Result, error) {
 	n := max(l.gateways(), r.MinGateways, 1)
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	// Tokens Redis leased to this gateway are still good until they expire.
-	if e.pocket >= r.Cost && now.Before(e.pocketExp) {
+	// Tokens Redis leased to this gateway are still good until they expire
+	// (their quota units were counted with them).
+	if e.pocket >= r.Cost && now.Before(e.pocketExp) && e.pocketQuota == q {
 		e.pocket -= r.Cost
 		e.spent += r.Cost
-		return Result{Decision: e.leased(now), Decided: true, Source: SourceShared}, nil
+		return l.result(e, q, e.leased(now), false, now, SourceShared), nil
+	}
+	if q != nil {
+		// The quota's share first, held locked until the request is
+		// charged to it (another bucket of the key may share it).
+		q.mu.Lock()
+		q.refresh(now, l.storeNow)
+		if !q.localAllows(n, r.Cost) {
+			q.mu.Unlock()
+			return l.result(e, q, e.refusedForQuota(now), true, now, SourceLocal), nil
+		}
 	}
 	share := r.Policy.Divide(n)
 	cost := min(r.Cost, share.Burst)
@@ -292,11 +408,18 @@ func (l *Limiter) degraded(e *entry, r Request, cause error) (Result, error) {
 	}
 	d := e.share.allow(l.clock.micros(now), share, cost)
 	if d.Allowed {
-		// Charged to the shared bucket once Redis answers again.
+		// Charged to the shared bucket (and the quota) once Redis answers
+		// again.
 		e.debt += r.Cost
+		if q != nil {
+			q.localTotal += int64(r.Cost)
+		}
 		l.track(e)
 	}
-	return Result{Decision: d, Decided: true, Source: SourceLocal}, nil
+	if q != nil {
+		q.mu.Unlock()
+	}
+	return l.result(e, q, d, false, now, SourceLocal), nil
 }
 
 // startCall builds the next call for e (its lock held) with the waiters of
@@ -314,12 +437,21 @@ func (l *Limiter) startCall(e *entry, now time.Time, batch []*waiter) *call {
 	c.args.need = int64(need)
 	c.args.cost = int64(max(1, cost))
 	c.args.extra = int64(e.want())
-	if e.pocket > 0 {
+	switch {
+	case e.pocket > 0 && e.pocketQuota != e.quota:
+		// The key's quota changed (keys update): the pocket was counted
+		// under the old one and is not spent under the new one. It goes
+		// back in this call, credited to the counter if that is the same
+		// (the same period), lost otherwise.
+		c.args.ret, c.args.confirm = int64(e.pocket), e.confirm
+		e.pocket = 0
+	case e.pocket > 0:
 		c.args.keep = int64(e.pocket)
 		c.args.confirm = e.confirm
 	}
 	c.args.debt = int64(e.debt)
 	e.debt = 0
+	l.quotaArgs(c, e.quota, now)
 	e.call = c
 	return c
 }
@@ -333,9 +465,42 @@ func (l *Limiter) startReturn(e *entry, now time.Time) *call {
 	c.args.confirm = e.confirm
 	c.args.debt = int64(e.debt)
 	e.debt = 0
+	l.quotaArgs(c, e.pocketQuota, now)
 	e.pocket = 0
 	e.call = c
 	return c
+}
+
+// quotaArgs adds quota q (nil: none) to call c: the counter of the period
+// holding now, and what local mode admitted in it if not all of that is
+// known charged.
+func (l *Limiter) quotaArgs(c *call, q *quotaEntry, now time.Time) {
+	if q == nil {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.refresh(now, l.storeNow)
+	c.quota = q
+	c.args.qlimit = q.quota.Limit
+	c.args.qoff = float64(l.quotaOffset / time.Microsecond)
+	c.args.qmargin = float64(quotaLeaseMargin / time.Microsecond)
+	q.periodArgs(&c.args)
+}
+
+// rewindow moves call c to the quota period the store says holds its now
+// (µs since leaseEpoch), after the store refused the period c named. What
+// local mode admitted in the period c named is not charged to another
+// (docs/ratelimit.md: lost).
+func (l *Limiter) rewindow(c *call, storeMicros float64) {
+	q := c.quota
+	now := l.clock.now()
+	storeTime := leaseTime(storeMicros)
+	l.skew.Store(int64(storeTime.Sub(now)))
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.roll(now, storeTime.Add(l.quotaOffset))
+	q.periodArgs(&c.args)
 }
 
 func (l *Limiter) baseArgs(e *entry) leaseArgs {
@@ -364,6 +529,17 @@ func (l *Limiter) run(e *entry, c *call) {
 	ctx, cancel := context.WithTimeout(l.ctx, timeout)
 	start := l.clock.now()
 	res, err := l.store.lease(ctx, e.bucket, c.args)
+	if err == nil && res.wrongPeriod {
+		// The quota's period is Redis's: ask again for the one it holds.
+		if c.quota == nil {
+			err = errWrongPeriod
+		} else {
+			l.rewindow(c, res.now)
+			if res, err = l.store.lease(ctx, e.bucket, c.args); err == nil && res.wrongPeriod {
+				err = errWrongPeriod
+			}
+		}
+	}
 	cancel()
 	ev := l.eventSink()
 	if ev != nil {
@@ -382,6 +558,9 @@ func (l *Limiter) run(e *entry, c *call) {
 		opened = l.breaker.Failure(start)
 	}
 	now := l.clock.now()
+	if err == nil && c.quota != nil {
+		l.skew.Store(int64(leaseTime(res.now).Sub(now)))
+	}
 	e.mu.Lock()
 	e.call = nil
 	if err != nil {
@@ -390,7 +569,7 @@ func (l *Limiter) run(e *entry, c *call) {
 		e.apply(c, res, now)
 	}
 	e.wakePending()
-	if e.pocket > 0 || e.debt > 0 {
+	if e.pocket > 0 || e.debt > 0 || (err != nil && c.args.qdebt > 0) { // a debt to send again
 		l.track(e)
 	}
 	e.mu.Unlock()
@@ -482,12 +661,12 @@ func (l *Limiter) look(e *entry) {
 			if l.breaker.Closed() {
 				c = l.startReturn(e, now)
 			}
-		case e.debt > 0 && l.breaker.Allow():
+		case (e.debt > 0 || e.quota.owes()) && l.breaker.Allow():
 			c = l.startCall(e, now, nil)
 			c.args.extra = 0
 		}
 	}
-	if c == nil && e.call == nil && e.pocket == 0 && e.debt == 0 {
+	if c == nil && e.call == nil && e.pocket == 0 && e.debt == 0 && !e.quota.owes() {
 		e.tracked = false
 		l.activeMu.Lock()
 		delete(l.active, e)

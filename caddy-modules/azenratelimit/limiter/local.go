@@ -61,7 +61,7 @@ func (l *Local) Allow(bucket string, p Policy, cost int) Decision {
 // allow is one plain GCRA decision (no holds) on st.
 func (st *gcraState) allow(now float64, p Policy, cost int) Decision {
 	c := int64(cost)
-	r := st.lease(now, leaseArgs{emission: p.emissionMicros(), burst: int64(p.Burst), need: c, cost: c, gateways: 1})
+	r := st.lease(now, leaseArgs{emission: p.emissionMicros(), burst: int64(p.Burst), need: c, cost: c, gateways: 1}, nil)
 	d := Decision{
 		Allowed:    r.need == c,
 		Remaining:  int(max(0, r.avail)),

@@ -21,6 +21,7 @@ type Policy struct {
 	// Precomputed by NewPolicy to keep string building off the request path.
 	bucketSuffix string
 	policyField  string
+	limitText    string // Rate.Count in decimal (X-RateLimit-Limit)
 }
 
 // NewPolicy builds a policy from a parsed ratespec policy; a missing burst
@@ -33,6 +34,7 @@ func NewPolicy(name string, p ratespec.Policy) Policy {
 	q := Policy{Name: name, Rate: p.Rate, Burst: burst}
 	q.bucketSuffix = q.makeBucketSuffix()
 	q.policyField = q.makePolicyField()
+	q.limitText = strconv.Itoa(q.Rate.Count)
 	return q
 }
 

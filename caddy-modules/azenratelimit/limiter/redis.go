@@ -19,10 +19,17 @@ import (
 // created, net of returns), and h:<holder> = "seq tokens expiry" per
 // gateway that holds (or recently held) a pocket.
 //
-// Quotas (contract §10) will be checked in this same call: KEYS[2] will be
-// the key's quota counter, named with the same hash tag as the bucket so
-// both live in one Cluster slot, and the marked place below will bound the
-// grant by the quota left. ARGV[17] onwards are kept for it.
+// Quotas (contract §10) are checked in this same call: KEYS[2] is the key's
+// quota counter for the current UTC period (internal/quota names it, with
+// the same hash tag as the bucket, so both live in one Cluster slot), a
+// plain integer string: the units granted in the period, leased ones
+// included. ARGV[17…25] carry the quota; without them (a key without a
+// quota) the call is the rate limit alone, unchanged. A call that charges
+// local-mode admissions also names KEYS[3], the counter's ledger
+// (quota.LocalKey): per gateway, what it has charged in the period, so a
+// charge sent twice counts once. A hold's record then
+// has a fourth word, the mark of the period (the counter) its tokens were
+// counted under: "seq tokens expiry 2026-12".
 var leaseScript = redis.NewScript(`
 redis.replicate_commands()
 local key = KEYS[1]
@@ -42,6 +49,20 @@ local gen_seen = ARGV[13]
 local hint = tonumber(ARGV[14])
 local ttl = tonumber(ARGV[15])
 local retain = tonumber(ARGV[16])
+local qlimit = tonumber(ARGV[17] or '0')
+local quota = qlimit > 0
+local qkey, qmark, qstart, qend, qoff, qdebt, qhint, qmargin, qacked = '', ''
+if quota then
+  qkey = KEYS[2]
+  qmark = ARGV[18]
+  qstart = tonumber(ARGV[19])
+  qend = tonumber(ARGV[20])
+  qoff = tonumber(ARGV[21])
+  qdebt = tonumber(ARGV[22])
+  qhint = tonumber(ARGV[23])
+  qmargin = tonumber(ARGV[24])
+  qacked = tonumber(ARGV[25])
+end
 
 local t = redis.call('TIME')
 local now = (tonumber(t[1]) - 1483228800) * 1000000 + tonumber(t[2])
@@ -59,8 +80,8 @@ for i = 1, #raw, 2 do
   elseif f == 'n' then
     taken = tonumber(v)
   elseif string.sub(f, 1, 2) == 'h:' then
-    local s, n, x = string.match(v, '^(%d+) (%d+) (%d+)$')
-    if s then holds[string.sub(f, 3)] = {tonumber(s), tonumber(n), tonumber(x)} end
+    local s, n, x, m = string.match(v, '^(%d+) (%d+) (%d+) ?(%S*)$')
+    if s then holds[string.sub(f, 3)] = {tonumber(s), tonumber(n), tonumber(x), m} end
   end
 end
 
@@ -69,6 +90,11 @@ end
 local own = holds[holder]
 if own and own[1] >= seq then
   return {-1}
+end
+-- The quota's period is decided on Redis's clock: a caller that named
+-- another period's counter asks again (nothing changed).
+if quota and (now + qoff < qstart or now + qoff >= qend) then
+  return {-2, now}
 end
 if not tat then
   tat = now
@@ -81,6 +107,25 @@ end
 -- last saw of it, not full: that state plus what was taken since.
 if hint > 0 and gen_seen ~= gen then
   tat = math.max(tat, hint + taken * e)
+end
+-- The quota counter; one Redis lost starts from what this holder last saw.
+local qused = -1
+if quota then
+  local raw = redis.call('GET', qkey)
+  if raw then
+    qused = tonumber(raw)
+    if not qused then return redis.error_reply('quota counter ' .. qkey .. ' is not a number') end
+  else
+    qused = math.max(0, qhint)
+  end
+  -- Local-mode admissions: this holder's total in the period, charged
+  -- only for what the ledger has not seen (once, however often it is sent).
+  if qdebt > 0 then
+    local charged = tonumber(redis.call('HGET', KEYS[3], holder) or qacked)
+    qused = qused + math.max(0, qdebt - charged)
+    redis.call('HSET', KEYS[3], holder, string.format('%d', math.max(charged, qdebt)))
+    redis.call('PEXPIRE', KEYS[3], string.format('%d', math.ceil((qend - (now + qoff) + 86400000000) / 1000)))
+  end
 end
 
 -- Holds past their expiry count as spent at their expiry.
@@ -101,14 +146,16 @@ end
 tat = math.max(tat, now + held * e)
 
 -- This holder's previous pocket: what it keeps stays held, what it returns
--- goes back to the bucket, the rest was spent.
+-- goes back to the bucket, the rest was spent. Its quota units were
+-- counted under own[4]: settled only against the same counter.
 local found = 0
-if own and own[2] > 0 and confirm > 0 and own[1] >= confirm then
+if own and own[2] > 0 and confirm > 0 and own[1] >= confirm and own[4] == qmark then
   found = 1
   keep = math.min(keep, own[2])
   ret = math.min(ret, own[2] - keep)
   held = held - own[2]
   tat = tat - ret * e
+  if quota then qused = math.max(0, qused - ret) end
 else
   keep = 0
   ret = 0
@@ -118,22 +165,43 @@ tat = tat + debt * e
 
 local avail = burst - (tat - now) / e
 local g_need = math.max(0, math.min(need, math.floor((avail + 1e-9) / cost) * cost))
+local qleft = 0
+if quota then
+  -- The quota bounds the grant: whole requests of cost from what is left.
+  qleft = math.max(0, qlimit - qused)
+  g_need = math.min(g_need, math.floor(qleft / cost) * cost)
+end
 local g_extra = 0
 if extra > 0 then
   local spare = avail - g_need
   g_extra = math.max(0, math.min(extra, math.floor((spare + 1e-9) / (2 * gateways)),
     math.floor(burst / (50 * gateways)) - keep))
+  if quota then
+    -- Leases take quota units too: at most half of what is left shared by
+    -- the gateways, all pockets together at most 2 % of the quota, none
+    -- near the period's end.
+    if qend - (now + qoff) < qmargin then
+      g_extra = 0
+    else
+      g_extra = math.max(0, math.min(g_extra, math.floor((qleft - g_need) / (2 * gateways)),
+        math.floor(qlimit / (50 * gateways)) - keep))
+    end
+  end
 end
--- (quota: bound g_need and g_extra by the quota left in KEYS[2] here, and
--- count them there.)
+if quota then
+  qused = qused + g_need + g_extra
+  -- It lives a day past its period (quota.ExpireAt), for late readers.
+  redis.call('SET', qkey, string.format('%d', qused), 'PX',
+    string.format('%d', math.ceil((qend - (now + qoff) + 86400000000) / 1000)))
+end
 tat = tat + (g_need + g_extra) * e
 taken = taken + debt + g_need + g_extra - ret
 local own_held = keep + g_extra
 avail = burst - (tat - now) / e
 if own_held > 0 then
-  holds[holder] = {seq, own_held, math.floor(now + ttl)}
+  holds[holder] = {seq, own_held, math.floor(now + ttl), qmark}
 else
-  holds[holder] = {seq, 0, now}
+  holds[holder] = {seq, 0, now, ''}
 end
 
 -- When would a request of cost pass if nobody spent anything more? Held
@@ -168,12 +236,14 @@ for h, v in pairs(holds) do
     redis.call('HDEL', key, 'h:' .. h)
   else
     fields[#fields + 1] = 'h:' .. h
-    fields[#fields + 1] = string.format('%d %d %d', v[1], v[2], v[3])
+    local rec = string.format('%d %d %d', v[1], v[2], v[3])
+    if v[2] > 0 and v[4] and v[4] ~= '' then rec = rec .. ' ' .. v[4] end
+    fields[#fields + 1] = rec
   end
 end
 redis.call('HSET', key, unpack(fields))
 redis.call('PEXPIRE', key, math.ceil((math.max(live, 0) + retain) / 1000))
-return {g_need, g_extra, found, math.floor(avail + 1e-9), math.ceil(tat - now), math.ceil(at - now), now, gen}
+return {g_need, g_extra, found, math.floor(avail + 1e-9), math.ceil(tat - now), math.ceil(at - now), now, gen, qused}
 `)
 
 // Redis is the shared bucket store on a Redis server, Sentinel or Cluster:
@@ -200,11 +270,25 @@ func (r *Redis) LoadScript(ctx context.Context) error {
 
 var errStaleCall = errors.New("lease call older than one already applied")
 
-// lease runs one call of the script on bucket.
+// lease runs one call of the script on bucket (and on a.qkey, the key's
+// quota counter, when a.qlimit > 0).
 func (r *Redis) lease(ctx context.Context, bucket string, a leaseArgs) (leaseResult, error) {
-	v, err := leaseScript.Run(ctx, r.batch, []string{bucket},
-		a.emission, a.burst, a.holder, a.seq, a.confirm, a.keep, a.ret, a.need, a.extra,
-		a.debt, a.gateways, a.cost, a.genSeen, a.hint, a.ttl, a.retain).Slice()
+	var cmd *redis.Cmd
+	if a.qlimit > 0 {
+		keys := []string{bucket, a.qkey}
+		if a.qdebt > 0 {
+			keys = append(keys, a.qledger)
+		}
+		cmd = leaseScript.Run(ctx, r.batch, keys,
+			a.emission, a.burst, a.holder, a.seq, a.confirm, a.keep, a.ret, a.need, a.extra,
+			a.debt, a.gateways, a.cost, a.genSeen, a.hint, a.ttl, a.retain,
+			a.qlimit, a.qmark, a.qstart, a.qend, a.qoff, a.qdebt, a.qhint, a.qmargin, a.qacked)
+	} else {
+		cmd = leaseScript.Run(ctx, r.batch, []string{bucket},
+			a.emission, a.burst, a.holder, a.seq, a.confirm, a.keep, a.ret, a.need, a.extra,
+			a.debt, a.gateways, a.cost, a.genSeen, a.hint, a.ttl, a.retain)
+	}
+	v, err := cmd.Slice()
 	if err != nil {
 		return leaseResult{}, err
 	}
@@ -216,14 +300,24 @@ func (r *Redis) lease(ctx context.Context, bucket string, a leaseArgs) (leaseRes
 func parseLeaseReply(v []any) (leaseResult, error) {
 	if len(v) == 1 {
 		if n, ok := v[0].(int64); ok && n == -1 {
-			return leaseResult{stale: true}, nil
+			return leaseResult{stale: true, qused: -1}, nil
 		}
 	}
-	if len(v) != 8 {
+	if len(v) == 2 {
+		code, ok1 := v[0].(int64)
+		now, ok2 := v[1].(int64)
+		if ok1 && ok2 && code == -2 {
+			return leaseResult{wrongPeriod: true, now: float64(now), qused: -1}, nil
+		}
+	}
+	if len(v) != 9 {
 		return leaseResult{}, fmt.Errorf("unexpected reply from the lease script: %d values", len(v))
 	}
-	var n [7]int64
+	var n [9]int64
 	for i := range n {
+		if i == 7 {
+			continue
+		}
 		x, ok := v[i].(int64)
 		if !ok {
 			return leaseResult{}, fmt.Errorf("unexpected reply from the lease script: value %d is %T", i, v[i])
@@ -237,8 +331,11 @@ func parseLeaseReply(v []any) (leaseResult, error) {
 	if n[0] < 0 || n[1] < 0 {
 		return leaseResult{}, errors.New("unexpected reply from the lease script: negative grant")
 	}
+	if n[8] < -1 {
+		return leaseResult{}, errors.New("unexpected reply from the lease script: negative quota count")
+	}
 	return leaseResult{
 		need: n[0], extra: n[1], found: n[2] == 1, avail: n[3],
-		tatRel: float64(n[4]), retryRel: float64(n[5]), now: float64(n[6]), gen: gen,
+		tatRel: float64(n[4]), retryRel: float64(n[5]), now: float64(n[6]), gen: gen, qused: n[8],
 	}, nil
 }
