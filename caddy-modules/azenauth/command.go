@@ -17,6 +17,7 @@ import (
 
 	"github.com/azen-sh/gateway/internal/apikey"
 	"github.com/azen-sh/gateway/internal/ids"
+	"github.com/azen-sh/gateway/internal/logline"
 	"github.com/azen-sh/gateway/internal/sqldb"
 )
 
@@ -56,6 +57,16 @@ func buildKeysCommand(cmd *cobra.Command) {
 		stateCommand("disable", "Disables a key (it is refused with 403 until enabled)"),
 		stateCommand("enable", "Enables a disabled key"),
 		stateCommand("delete", "Deletes a key for good"))
+	// An error is one line (`Error: …`), whatever the driver's text.
+	for _, sub := range cmd.Commands() {
+		run := sub.RunE
+		sub.RunE = func(c *cobra.Command, args []string) error {
+			if err := run(c, args); err != nil {
+				return errors.New(logline.OneLine(err))
+			}
+			return nil
+		}
+	}
 }
 
 // keyJSON is a key as `keys create --json` and `keys list --json` print it.
@@ -105,14 +116,45 @@ func toJSON(k apikey.Key) keyJSON {
 	return j
 }
 
+// The keys commands and the database they may use.
+const (
+	openExisting = false // list, update, reroll, disable, enable, delete
+	mayCreate    = true  // create
+)
+
 // withCLIStore runs fn with the store of AZEN_DATABASE_URL, opened and
-// migrated, under the CLI's time limit.
-func withCLIStore(cmd *cobra.Command, fn func(ctx context.Context, st *apikey.Store) error) error {
+// migrated, under the CLI's time limit. Only `keys create` (create true)
+// may start a new database: every other command refuses one that does not
+// exist, so a wrong or unset AZEN_DATABASE_URL is not answered from a new,
+// empty one. Errors name the URL used, without its password.
+func withCLIStore(cmd *cobra.Command, create bool, fn func(ctx context.Context, st *apikey.Store) error) error {
 	ctx, cancel := context.WithTimeout(cmd.Context(), cliTimeout)
 	defer cancel()
-	raw := os.Getenv("AZEN_DATABASE_URL")
-	if strings.TrimSpace(raw) == "" {
+	raw := strings.TrimSpace(os.Getenv("AZEN_DATABASE_URL"))
+	if _, err := sqldb.Parse(raw); err != nil {
+		return fmt.Errorf("AZEN_DATABASE_URL: %w", err)
+	}
+	where := "AZEN_DATABASE_URL=" + sqldb.Describe(raw)
+	if raw == "" {
 		raw = sqldb.DefaultURL
+		where = "AZEN_DATABASE_URL is unset, so the default " + sqldb.Describe(raw) + " was used"
+	}
+	t, _ := sqldb.Parse(raw)
+	// PostgreSQL says itself that a database does not exist, on create too.
+	if !create || t.Kind == sqldb.SQLite {
+		err := sqldb.CheckExists(ctx, raw)
+		switch {
+		case errors.Is(err, sqldb.ErrNoDatabase) && create:
+			defer func() {
+				if sqldb.CheckExists(ctx, raw) == nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "Note: created a new database (%s)\n", where)
+				}
+			}()
+		case errors.Is(err, sqldb.ErrNoDatabase):
+			return fmt.Errorf("the database does not exist (%s): run the command with the AZEN_DATABASE_URL the gateway uses; only keys create makes a new database", where)
+		case err != nil:
+			return fmt.Errorf("key store (%s): %w", where, err)
+		}
 	}
 	db, err := sqldb.Open(raw)
 	if err != nil {
@@ -121,7 +163,10 @@ func withCLIStore(cmd *cobra.Command, fn func(ctx context.Context, st *apikey.St
 	defer db.Close()
 	st := apikey.NewStore(db)
 	if err := st.Migrate(ctx); err != nil {
-		return fmt.Errorf("key store (%s): %w", db.Kind, err)
+		if sqldb.IsNoDatabase(err) {
+			return fmt.Errorf("the database does not exist (%s): %w", where, err)
+		}
+		return fmt.Errorf("key store (%s): %w", where, err)
 	}
 	return fn(ctx, st)
 }
@@ -147,7 +192,7 @@ func createCommand() *cobra.Command {
 			if nk.Quota, err = apikey.ParseQuota(quota); err != nil {
 				return fmt.Errorf("--quota: %w", err)
 			}
-			return withCLIStore(cmd, func(ctx context.Context, st *apikey.Store) error {
+			return withCLIStore(cmd, mayCreate, func(ctx context.Context, st *apikey.Store) error {
 				k, plain, err := st.Create(ctx, nk, time.Now())
 				if err != nil {
 					return err
@@ -245,7 +290,7 @@ func listCommand() *cobra.Command {
 			if cmd.Flags().Changed("org") && !ids.Valid(org) {
 				return fmt.Errorf("--org %q is not a UUID", org)
 			}
-			return withCLIStore(cmd, func(ctx context.Context, st *apikey.Store) error {
+			return withCLIStore(cmd, openExisting, func(ctx context.Context, st *apikey.Store) error {
 				keys, err := st.List(ctx, org)
 				if err != nil {
 					return err
@@ -320,7 +365,7 @@ func stateCommand(verb, short string) *cobra.Command {
 			if err := checkRedisURL(); err != nil {
 				return err
 			}
-			return withCLIStore(cmd, func(ctx context.Context, st *apikey.Store) error {
+			return withCLIStore(cmd, openExisting, func(ctx context.Context, st *apikey.Store) error {
 				var err error
 				switch verb {
 				case "disable":
