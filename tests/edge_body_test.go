@@ -199,4 +199,3 @@ func upstreamStates(t *testing.T, adminAddr string) []upstreamState {
 	}
 	return out
 }
-
