@@ -78,24 +78,23 @@ func TestGaugesShowCacheSizeAndBlockedAddresses(t *testing.T) {
 	}
 }
 
-// TestHealthReportsStoreAndRedis: what azen_ready reads, on a real SQLite
-// store and a real Redis, then with Redis stopped.
-func TestHealthReportsStoreAndRedis(t *testing.T) {
-	r := testenv.StartRedis(t)
-	h, _ := newTestHandler(t, func(h *Handler) { h.Redis = r.URL() })
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+// TestCheckStore: what azen_ready reads, on a real SQLite store, then on
+// a PostgreSQL server that stops.
+func TestCheckStore(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	hl := h.Health(ctx)
-	if hl.Store != nil || !hl.HasRedis || hl.Redis != nil {
-		t.Fatalf("all up: %+v", hl)
+	h, _ := newTestHandler(t, nil)
+	if err := h.CheckStore(ctx); err != nil {
+		t.Fatalf("SQLite: %v", err)
 	}
-	r.Stop()
-	hl = h.Health(ctx)
-	if hl.Store != nil || hl.Redis == nil {
-		t.Fatalf("Redis stopped: %+v", hl)
+	pg := testenv.StartPostgres(t)
+	url := pg.CreateDatabase(t)
+	h2, _ := newTestHandler(t, func(h *Handler) { h.Database = url })
+	if err := h2.CheckStore(ctx); err != nil {
+		t.Fatalf("PostgreSQL up: %v", err)
 	}
-	h2, _ := newTestHandler(t, nil)
-	if hl := h2.Health(ctx); hl.HasRedis || hl.Redis != nil || hl.Store != nil {
-		t.Fatalf("no Redis: %+v", hl)
+	pg.Stop()
+	if err := h2.CheckStore(ctx); err == nil {
+		t.Fatal("PostgreSQL stopped, yet the store answers")
 	}
 }
