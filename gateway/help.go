@@ -20,8 +20,9 @@ https://caddyserver.com/docs/command-line`
 // longDescription replaces Caddy's own in the help of every command.
 const longDescription = `azen-gateway is the API edge of Azen's memory API: Caddy v2 with its
 standard modules plus Azen's (azen_auth, azen_permissions, azen_ratelimit,
-azen_cors, azen_drain, azen_error, azen_request_id, azen_ready). Every
-Caddy command works as it does in caddy; keys manages Azen's API keys.
+azen_cors, azen_drain, azen_error, azen_request_id, azen_ready). Caddy's
+own commands (run, reload, validate, adapt, fmt, ...) work as in Caddy;
+keys manages Azen's API keys.
 
 ` + docsPointer
 

@@ -208,6 +208,15 @@ func TestKeysRefuseADatabaseThatDoesNotExist(t *testing.T) {
 		t.Errorf("list does not show the created key: %s", out)
 	}
 
+	// Redis down: the change is kept and the error says so on one line
+	// (go-redis's own dial failures would repeat it on more lines).
+	dead := map[string]string{"AZEN_DATABASE_URL": env["AZEN_DATABASE_URL"], "AZEN_REDIS_URL": fmt.Sprintf("redis://127.0.0.1:%d", testenv.FreePort(t))}
+	_, errOut, err = testenv.TryCommand(t, dead, "keys", "disable", k["id"].(string))
+	if err == nil {
+		t.Error("disable with Redis down reported success")
+	}
+	oneLine(t, "disable with Redis down", errOut, "disabled, but the invalidation could not be published on AZEN_REDIS_URL")
+
 	// rotate-keys: a missing database is refused; an empty one is said to be empty.
 	_, bk := testenv.Binaries(t)
 	bkEnv := map[string]string{"AZEN_DATABASE_URL": "sqlite:" + missing, "AZEN_ENCRYPTION_KEYS": testenv.EncryptionKeys("k1")}

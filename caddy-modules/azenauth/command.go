@@ -18,6 +18,7 @@ import (
 	"github.com/azen-sh/gateway/internal/apikey"
 	"github.com/azen-sh/gateway/internal/ids"
 	"github.com/azen-sh/gateway/internal/logline"
+	"github.com/azen-sh/gateway/internal/redisconn"
 	"github.com/azen-sh/gateway/internal/sqldb"
 )
 
@@ -57,10 +58,12 @@ func buildKeysCommand(cmd *cobra.Command) {
 		stateCommand("disable", "Disables a key (it is refused with 403 until enabled)"),
 		stateCommand("enable", "Enables a disabled key"),
 		stateCommand("delete", "Deletes a key for good"))
-	// An error is one line (`Error: …`), whatever the driver's text.
+	// An error is one line (`Error: …`), whatever the driver's text; a
+	// Redis failure is in it, so go-redis's own log lines would only repeat it.
 	for _, sub := range cmd.Commands() {
 		run := sub.RunE
 		sub.RunE = func(c *cobra.Command, args []string) error {
+			redisconn.SetLogger(func(context.Context, string) {})
 			if err := run(c, args); err != nil {
 				return errors.New(logline.OneLine(err))
 			}
