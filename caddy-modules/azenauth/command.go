@@ -29,10 +29,11 @@ func init() {
 		Short: "Manages Azen API keys",
 		Long: `
 Manages the API keys azen_auth accepts, in the database named by
-AZEN_DATABASE_URL (default sqlite:azen.db). update, reroll, disable, enable
-and delete publish an invalidation on AZEN_REDIS_URL when it is set, so
-every gateway applies the change within a second. Durations take Go units
-and d for days (30d).
+AZEN_DATABASE_URL (default sqlite:azen.db). Only create may start a new
+database (it says so); the other commands refuse one that does not exist.
+update, reroll, disable, enable and delete publish an invalidation on
+AZEN_REDIS_URL when it is set, so every gateway applies the change within a
+second. Durations take Go units and d for days (30d). See docs/auth.md.
 
   keys create --org UUID --user ID [--name N] [--expires-in 720h] [--tier T]
               [--rate 120/m [--burst 20]] [--permissions p,q] [--quota N/month] [--json]
