@@ -328,3 +328,31 @@ func TestGoRedisLinesAreStructured(t *testing.T) {
 		}
 	}
 }
+
+// TestBackendGoRedisLinesAreStructured: the backend's go-redis lines (its
+// console reading quota use from a Redis that is down) are JSON lines of
+// its log, not plain text.
+func TestBackendGoRedisLinesAreStructured(t *testing.T) {
+	env := map[string]string{
+		"AZEN_DATABASE_URL":    "sqlite:" + filepath.Join(t.TempDir(), "azen.db"),
+		"AZEN_GATEWAY_SECRET":  testenv.GatewaySecret(),
+		"AZEN_ENCRYPTION_KEYS": testenv.EncryptionKeys("k1"),
+	}
+	bkEnv := map[string]string{"AZEN_REDIS_URL": fmt.Sprintf("redis://127.0.0.1:%d", testenv.FreePort(t))}
+	for k, v := range env {
+		bkEnv[k] = v
+	}
+	bk := testenv.StartBackend(t, bkEnv)
+	s := &edgeStack{env: env, backend: bk}
+	gw := s.startGateway(t)
+	p := newPerson(t)
+	_, org := p.signUp(gw.URL, "Quota Org")
+	testenv.CreateKey(t, env, "--org", org, "--quota", "100/day")
+	p.must(200, "GET", gw.URL+"/console/api/keys", "")
+	waitFor(t, "go-redis's line in the backend log", func() bool { return strings.Contains(bk.Output(), `"logger":"redis"`) })
+	for _, l := range strings.Split(bk.Output(), "\n") {
+		if strings.HasPrefix(l, "redis: ") || strings.Contains(l, "pool.go:") {
+			t.Errorf("plain go-redis line: %q", l)
+		}
+	}
+}
