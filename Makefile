@@ -2,14 +2,21 @@
 GO          ?= go
 BIN         := bin
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# What `azen-gateway version` and `azen-backend version` print: the nearest
+# tag (dev without one) and the commit, from git; override with
+# `make build VERSION=v1.2.0`.
+VERSION     ?= $(shell git describe --tags --dirty 2>/dev/null || echo dev)
+COMMIT      ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo +modified)
+LDFLAGS     := -X github.com/azen-sh/gateway/internal/version.Version=$(VERSION) \
+               -X github.com/azen-sh/gateway/internal/version.Commit=$(COMMIT)
 
 .PHONY: all build run test deps lint unit bench fuzz clean
 
 all: build
 
 build:
-	$(GO) build -o $(BIN)/azen-gateway ./gateway
-	$(GO) build -o $(BIN)/azen-backend ./backend
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/azen-gateway ./gateway
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/azen-backend ./backend
 
 ## run: the whole system on the embedded default (SQLite file, in-process limiter).
 run: build

@@ -4,6 +4,7 @@
 //
 //	azen-backend                 serve the API on AZEN_BACKEND_ADDR
 //	azen-backend rotate-keys     re-encrypt every memory to the first key
+//	azen-backend version         print the version and commit
 package main
 
 import (
@@ -22,21 +23,27 @@ import (
 	"time"
 
 	"github.com/azen-sh/gateway/internal/contract"
+	"github.com/azen-sh/gateway/internal/logline"
+	"github.com/azen-sh/gateway/internal/redisconn"
 	"github.com/azen-sh/gateway/internal/sqldb"
+	"github.com/azen-sh/gateway/internal/version"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "azen-backend:", err)
+		fmt.Fprintln(os.Stderr, "azen-backend:", logline.OneLine(err))
 		os.Exit(1)
 	}
 }
 
 const usage = `usage:
   azen-backend                          serve the memory API on AZEN_BACKEND_ADDR
-  azen-backend rotate-keys [--batch N]  re-encrypt every memory to the first key of AZEN_ENCRYPTION_KEYS`
+  azen-backend rotate-keys [--batch N]  re-encrypt every memory to the first key of AZEN_ENCRYPTION_KEYS
+  azen-backend version                  print the version and commit
+
+Variables, routes, logs and key rotation: docs/backend.md in the azen-gateway sources.`
 
 // run is the whole program, callable from tests.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -44,6 +51,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		switch args[0] {
 		case "rotate-keys":
 			return runRotate(ctx, args[1:], getenv, stdout)
+		case "version", "--version", "-v":
+			fmt.Fprintln(stdout, version.String("azen-backend"))
+			return nil
 		case "help", "-h", "--help":
 			fmt.Fprintln(stdout, usage)
 			return nil
@@ -99,7 +109,10 @@ func openStore(ctx context.Context, cfg config, logger *slog.Logger) (*Store, *s
 // serve runs the HTTP server until ctx is done, then stops taking new
 // connections, lets in-flight requests finish, and returns nil.
 func serve(ctx context.Context, cfg config, ccfg consoleConfig, stdout io.Writer) error {
-	logger := slog.New(slog.NewJSONHandler(stdout, nil)).With("service", "azen-backend")
+	logger := logline.New(stdout, "azen-backend")
+	// go-redis's own lines (the console's Redis failing) join this log.
+	redisLog := logline.New(stdout, "redis")
+	redisconn.SetLogger(func(ctx context.Context, msg string) { redisLog.WarnContext(ctx, msg) })
 	signer, err := contract.NewSigner(cfg.GatewaySecret)
 	if err != nil {
 		return fmt.Errorf("AZEN_GATEWAY_SECRET: %v", err)
@@ -238,7 +251,18 @@ func runRotate(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewJSONHandler(stdout, nil)).With("service", "azen-backend", "command", "rotate-keys")
+	logger := logline.New(stdout, "azen-backend.rotate-keys")
+	// rotate-keys only changes an existing database: an unset or mistyped
+	// AZEN_DATABASE_URL must not be answered from a new, empty one.
+	where := "AZEN_DATABASE_URL=" + sqldb.Describe(cfg.DatabaseURL)
+	if getenv("AZEN_DATABASE_URL") == "" {
+		where = "AZEN_DATABASE_URL is unset, so the default " + sqldb.Describe(cfg.DatabaseURL) + " was used"
+	}
+	if err := sqldb.CheckExists(ctx, cfg.DatabaseURL); errors.Is(err, sqldb.ErrNoDatabase) {
+		return fmt.Errorf("the database does not exist (%s): run rotate-keys with the AZEN_DATABASE_URL the replicas use", where)
+	} else if err != nil {
+		return fmt.Errorf("AZEN_DATABASE_URL (%s): %v", where, err)
+	}
 	store, db, err := openStore(ctx, cfg, logger)
 	if err != nil {
 		return err
@@ -250,6 +274,19 @@ func runRotate(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return fmt.Errorf("rotate-keys after %d memories: %v", n, err)
 	}
-	logger.Info("done: every memory is sealed with the first key", "key", cfg.EncryptionKeys[0].ID, "memories", n)
+	total, err := store.Count(ctx)
+	if err != nil {
+		return fmt.Errorf("rotate-keys: count memories: %v", err)
+	}
+	key := cfg.EncryptionKeys[0].ID
+	switch {
+	case total == 0:
+		logger.Warn("nothing to re-encrypt: the database holds no memories; is AZEN_DATABASE_URL the replicas' database?",
+			"database", sqldb.Describe(cfg.DatabaseURL), "memories", 0)
+	case n == 0:
+		logger.Info("nothing to re-encrypt: every memory was already sealed with the first key", "key", key, "memories", 0, "total", total)
+	default:
+		logger.Info("done: every memory is sealed with the first key", "key", key, "memories", n, "total", total)
+	}
 	return nil
 }

@@ -64,3 +64,12 @@ func (s *Store) rotateBatch(ctx context.Context, ids []string) (int, error) {
 	}
 	return n, nil
 }
+
+// Count is the number of memories in the database, of every organization.
+func (s *Store) Count(ctx context.Context) (int, error) {
+	var n int
+	if err := s.db.GetContext(ctx, &n, `SELECT count(*) FROM memories`); err != nil {
+		return 0, fmt.Errorf("count memories: %w", err)
+	}
+	return n, nil
+}

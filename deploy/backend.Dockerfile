@@ -6,8 +6,14 @@
 #   docker build -f deploy/backend.Dockerfile -t azen-backend .
 
 ARG GO_VERSION=1.26
+# What `azen-backend version` prints (.git is not in the build context):
+#   docker build --build-arg AZEN_VERSION=v1.2.0 --build-arg AZEN_COMMIT=$(git rev-parse --short=12 HEAD) …
+ARG AZEN_VERSION=dev
+ARG AZEN_COMMIT=unknown
 
 FROM golang:${GO_VERSION}-bookworm AS build
+ARG AZEN_VERSION
+ARG AZEN_COMMIT
 WORKDIR /src
 ENV CGO_ENABLED=0
 COPY go.mod go.sum ./
@@ -15,7 +21,7 @@ RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 RUN --mount=type=cache,target=/go/pkg/mod \
 	--mount=type=cache,target=/root/.cache/go-build \
-	CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /out/azen-backend ./backend && \
+	CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X github.com/azen-sh/gateway/internal/version.Version=${AZEN_VERSION} -X github.com/azen-sh/gateway/internal/version.Commit=${AZEN_COMMIT}" -o /out/azen-backend ./backend && \
 	CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /out/healthcheck ./deploy/healthcheck
 # The working folder of the non-root user, where the embedded SQLite default
 # (sqlite:azen.db) lives when AZEN_DATABASE_URL is not set.

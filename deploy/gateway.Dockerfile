@@ -7,8 +7,14 @@
 #   docker build -f deploy/gateway.Dockerfile -t azen-gateway .
 
 ARG GO_VERSION=1.26
+# What `azen-gateway version` prints (.git is not in the build context):
+#   docker build --build-arg AZEN_VERSION=v1.2.0 --build-arg AZEN_COMMIT=$(git rev-parse --short=12 HEAD) …
+ARG AZEN_VERSION=dev
+ARG AZEN_COMMIT=unknown
 
 FROM golang:${GO_VERSION}-bookworm AS build
+ARG AZEN_VERSION
+ARG AZEN_COMMIT
 WORKDIR /src
 ENV CGO_ENABLED=0
 # Dependencies first, so a code change does not download them again.
@@ -17,7 +23,7 @@ RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 RUN --mount=type=cache,target=/go/pkg/mod \
 	--mount=type=cache,target=/root/.cache/go-build \
-	CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /out/azen-gateway ./gateway && \
+	CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X github.com/azen-sh/gateway/internal/version.Version=${AZEN_VERSION} -X github.com/azen-sh/gateway/internal/version.Commit=${AZEN_COMMIT}" -o /out/azen-gateway ./gateway && \
 	CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /out/healthcheck ./deploy/healthcheck
 # Folders the non-root user writes: certificates and ACME state (/data),
 # Caddy's autosaved config (/config), an embedded SQLite default (/var/lib/azen).

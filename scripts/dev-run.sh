@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # Where the development state and the binaries are (tests point them elsewhere).
 dev="${AZEN_DEV_DIR:-.dev}"
-bin="${AZEN_BIN_DIR:-./bin}"
+bin="${AZEN_BIN_DIR:-bin}"
 mkdir -p "$dev"
+dev="$(cd "$dev" && pwd)" # printed commands work from any folder
 umask 077
 
 if [ ! -f $dev/secrets.env ]; then
@@ -25,9 +26,46 @@ export AZEN_DATABASE_URL="${AZEN_DATABASE_URL:-sqlite:$dev/azen.db}"
 export AZEN_BACKEND_ADDR="${AZEN_BACKEND_ADDR:-127.0.0.1:8081}"
 export AZEN_BACKENDS="${AZEN_BACKENDS:-$AZEN_BACKEND_ADDR}"
 export AZEN_SITE_ADDRESS="${AZEN_SITE_ADDRESS:-:8080}"
+export AZEN_ADMIN_ADDR="${AZEN_ADMIN_ADDR:-localhost:2019}"
 # No load balancer watches a dev backend: stop it at once on Ctrl-C.
 export AZEN_BACKEND_DRAIN_DELAY="${AZEN_BACKEND_DRAIN_DELAY:-0s}"
 port="${AZEN_SITE_ADDRESS##*:}"
+change_ports="AZEN_SITE_ADDRESS=:9080 AZEN_BACKEND_ADDR=127.0.0.1:9081 AZEN_ADMIN_ADDR=localhost:9019 make run"
+
+# Every port must be free before anything starts: Caddy binds with
+# SO_REUSEPORT, so a second gateway would silently share :8080 and the admin
+# port with the first one, and requests would go to either.
+in_use() { # host port
+	local host="${1:-127.0.0.1}"
+	[ "$host" = "0.0.0.0" ] && host=127.0.0.1
+	if command -v ss >/dev/null 2>&1 && [ -n "$(ss -Hltn "sport = :$2" 2>/dev/null)" ]; then
+		return 0
+	fi
+	(exec 3<>"/dev/tcp/$host/$2") 2>/dev/null
+}
+busy=0
+for spec in "AZEN_SITE_ADDRESS=$AZEN_SITE_ADDRESS:the gateway's site" \
+	"AZEN_BACKEND_ADDR=$AZEN_BACKEND_ADDR:the backend" \
+	"AZEN_ADMIN_ADDR=$AZEN_ADMIN_ADDR:the gateway's admin API"; do
+	var="${spec%%=*}" rest="${spec#*=}"
+	what="${rest##*:}" addr="${rest%:*}"
+	host="${addr%:*}" p="${addr##*:}"
+	host="${host#http://}" host="${host#https://}"
+	if in_use "$host" "$p"; then
+		echo "make run: port $p ($var=$addr, $what) is already in use, perhaps by another make run." >&2
+		busy=1
+	fi
+done
+if [ "$busy" = 1 ]; then
+	echo "Stop it, or choose free ports, for example:" >&2
+	echo "  $change_ports" >&2
+	exit 1
+fi
+
+# The previous run's logs are kept beside the new ones.
+for f in gateway backend; do
+	if [ -s "$dev/$f.log" ]; then mv -f "$dev/$f.log" "$dev/$f.log.1"; fi
+done
 
 pids=()
 stop() {
@@ -103,8 +141,11 @@ if [ -z "$key_id" ] || ! $bin/azen-gateway keys list --json 2>/dev/null | grep -
 fi
 
 echo
-echo "azen is running: gateway http://127.0.0.1:${port}, backend http://${AZEN_BACKEND_ADDR}"
-echo "logs: $dev/gateway.log, $dev/backend.log; Ctrl-C stops everything"
+echo "azen is running: gateway http://127.0.0.1:${port}, backend http://${AZEN_BACKEND_ADDR}, admin API http://${AZEN_ADMIN_ADDR}"
+echo "other ports:         $change_ports"
+echo "readiness:           curl -s http://127.0.0.1:${port}/readyz"
+echo "keys:                AZEN_DATABASE_URL=$(printf %q "$AZEN_DATABASE_URL") $(printf %q "$bin/azen-gateway") keys list"
+echo "logs:                $dev/gateway.log, $dev/backend.log (the previous run's: *.log.1); Ctrl-C stops everything"
 if [ -n "$dev_email" ]; then
 	echo
 	echo "console:             ${base}/console/"

@@ -1,77 +1,35 @@
 package tests
 
 // No Docker engine runs where these tests run, so they read the deployment
-// files the way `docker compose` and `docker build` would and check what a
-// broken deployment would otherwise only show at `up` time: services and
-// their health checks, scalability of the backend, every file, variable and
-// port the files refer to, and the shape of the Dockerfiles.
+// files with the parsers Docker's own tools use (compose-go, which `docker
+// compose` is built on; BuildKit's Dockerfile parser; moby's .dockerignore
+// matcher) and check what a broken deployment would otherwise only show
+// at `up` time: services and their health checks, scalability of the
+// backend, every file, variable and port the files refer to, and the shape
+// of the Dockerfiles.
 
 import (
-	"bufio"
-	"bytes"
-	"fmt"
+	"context"
 	"net"
 	"net/url"
 	"os"
-	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/template"
+	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/moby/patternmatcher"
+	"github.com/moby/patternmatcher/ignorefile"
 	"gopkg.in/yaml.v3"
 
 	"github.com/azen-sh/gateway/internal/testenv"
 )
-
-// composeFile is the part of the Compose specification our files use.
-// Decoding is strict: a key outside these structs (a typo such as
-// `healtcheck`, or a new feature) fails the test until it is added here.
-type composeFile struct {
-	Name     string                     `yaml:"name"`
-	Services map[string]*composeService `yaml:"services"`
-	Volumes  map[string]*struct{}       `yaml:"volumes"`
-}
-
-type composeService struct {
-	Image           string                       `yaml:"image"`
-	Build           *composeBuild                `yaml:"build"`
-	ContainerName   string                       `yaml:"container_name"`
-	Restart         string                       `yaml:"restart"`
-	Command         []string                     `yaml:"command"`
-	Environment     map[string]string            `yaml:"environment"`
-	Ports           []string                     `yaml:"ports"`
-	Expose          []string                     `yaml:"expose"`
-	Volumes         []string                     `yaml:"volumes"`
-	DependsOn       map[string]composeDependency `yaml:"depends_on"`
-	Healthcheck     *composeHealthcheck          `yaml:"healthcheck"`
-	Deploy          *composeDeploy               `yaml:"deploy"`
-	Sysctls         map[string]int               `yaml:"sysctls"`
-	StopSignal      string                       `yaml:"stop_signal"`
-	StopGracePeriod string                       `yaml:"stop_grace_period"`
-}
-
-type composeBuild struct {
-	Context    string `yaml:"context"`
-	Dockerfile string `yaml:"dockerfile"`
-}
-
-type composeDependency struct {
-	Condition string `yaml:"condition"`
-}
-
-type composeHealthcheck struct {
-	Test        []string `yaml:"test"`
-	Interval    string   `yaml:"interval"`
-	Timeout     string   `yaml:"timeout"`
-	Retries     int      `yaml:"retries"`
-	StartPeriod string   `yaml:"start_period"`
-}
-
-type composeDeploy struct {
-	Replicas int `yaml:"replicas"`
-}
 
 // The secrets: never a default, never a literal value.
 var deploySecretVars = []string{"POSTGRES_PASSWORD", "REDIS_PASSWORD", "AZEN_GATEWAY_SECRET", "AZEN_ENCRYPTION_KEYS"}
@@ -86,6 +44,12 @@ var deploySampleEnv = map[string]string{
 	"AZEN_DOMAIN":          "api.example.com",
 }
 
+// The files `docker compose` reads by default, and with the TLS overlay.
+var (
+	composeMain = []string{"docker-compose.yml"}
+	composeTLS  = []string{"docker-compose.yml", "deploy/compose.tls.yml"}
+)
+
 func deployRepoFile(t *testing.T, rel string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), filepath.FromSlash(rel)))
@@ -95,184 +59,191 @@ func deployRepoFile(t *testing.T, rel string) []byte {
 	return b
 }
 
-func deployLoadCompose(t *testing.T, rel string) (*composeFile, string) {
-	t.Helper()
-	raw := deployRepoFile(t, rel)
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	var c composeFile
-	if err := dec.Decode(&c); err != nil {
-		t.Fatalf("%s is not the compose file this test knows: %v", rel, err)
+// loadCompose loads files as `docker compose -f … config` would, with env
+// as the environment: schema validation (an unknown key such as a misspelt
+// `healtcheck` fails), interpolation, merging and consistency checks.
+func loadCompose(files []string, env map[string]string) (*types.Project, error) {
+	root, err := filepath.Abs("..")
+	if err != nil {
+		return nil, err
 	}
-	return &c, string(raw)
+	details := types.ConfigDetails{WorkingDir: root, Environment: env}
+	for _, f := range files {
+		details.ConfigFiles = append(details.ConfigFiles, types.ConfigFile{Filename: filepath.Join(root, filepath.FromSlash(f))})
+	}
+	return loader.LoadWithContext(context.Background(), details)
 }
 
-// composeVarRef matches ${NAME}, ${NAME:-default}, ${NAME-default},
-// ${NAME:?message}, ${NAME?message}, ${NAME:+alt}; group 1 is the name,
-// group 2 the operator, group 3 the rest.
-var deployVarRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}`)
-
-// composeVars lists the variables text refers to, with the operators used
-// for each. `$$` is Compose's escape for a literal dollar and is skipped.
-func deployComposeVars(t *testing.T, name, text string) map[string][]string {
+func mustLoadCompose(t *testing.T, files []string) *types.Project {
 	t.Helper()
-	unescaped := strings.ReplaceAll(text, "$$", "")
-	if m := regexp.MustCompile(`\$[A-Za-z_]`).FindString(unescaped); m != "" {
-		t.Errorf("%s: bare %s...: write variables as ${NAME} so they are easy to find", name, m)
+	p, err := loadCompose(files, deploySampleEnv)
+	if err != nil {
+		t.Fatalf("docker compose would refuse %v: %v", files, err)
 	}
-	vars := map[string][]string{}
-	for _, m := range deployVarRef.FindAllStringSubmatch(unescaped, -1) {
-		vars[m[1]] = append(vars[m[1]], m[2])
-	}
-	return vars
+	return p
 }
 
-// interpolate renders s with env as Compose does; unset variables without
-// a default are an error.
-func deployInterpolate(s string, env map[string]string) (string, error) {
-	var firstErr error
-	out := deployVarRef.ReplaceAllStringFunc(s, func(ref string) string {
-		m := deployVarRef.FindStringSubmatch(ref)
-		v, set := env[m[1]]
-		switch m[2] {
-		case ":-":
-			if v == "" {
-				return m[3]
+// composeVarUses lists every ${…} use in a compose file, one per
+// occurrence, as Compose's own template grammar reads them.
+func composeVarUses(t *testing.T, rel string) []template.Variable {
+	t.Helper()
+	var dict map[string]any
+	if err := yaml.Unmarshal(deployRepoFile(t, rel), &dict); err != nil {
+		t.Fatalf("%s: %v", rel, err)
+	}
+	var uses []template.Variable
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, e := range v {
+				walk(k)
+				walk(e)
 			}
-		case "-":
-			if !set {
-				return m[3]
+		case []any:
+			for _, e := range v {
+				walk(e)
 			}
-		case ":?", "?":
-			if !set || (m[2] == ":?" && v == "") {
-				if firstErr == nil {
-					firstErr = fmt.Errorf("%s: %s", m[1], m[3])
-				}
-			}
-		case ":+":
-			if v != "" {
-				return m[3]
-			}
-			return ""
-		case "":
-			if !set && firstErr == nil {
-				firstErr = fmt.Errorf("%s is used without a default and is not set", m[1])
+		case string:
+			for _, u := range template.ExtractVariables(map[string]any{"v": v}, template.DefaultPattern) {
+				uses = append(uses, u)
 			}
 		}
-		return v
-	})
-	return out, firstErr
+	}
+	walk(dict)
+	return uses
 }
 
-func deployMustInterpolate(t *testing.T, s string) string {
+func env(t *testing.T, s types.ServiceConfig, k string) string {
 	t.Helper()
-	out, err := deployInterpolate(s, deploySampleEnv)
-	if err != nil {
-		t.Fatalf("interpolate %q: %v", s, err)
+	v, ok := s.Environment[k]
+	if !ok || v == nil {
+		t.Errorf("service %s: %s is missing from the environment", s.Name, k)
+		return ""
 	}
-	return out
+	return *v
 }
 
 func TestComposeServices(t *testing.T) {
-	c, _ := deployLoadCompose(t, "docker-compose.yml")
+	p := mustLoadCompose(t, composeMain)
 	for _, name := range []string{"postgres", "redis", "backend", "gateway"} {
-		s := c.Services[name]
-		if s == nil {
+		s, ok := p.Services[name]
+		if !ok {
 			t.Errorf("service %q is missing", name)
 			continue
 		}
-		if s.Healthcheck == nil || len(s.Healthcheck.Test) < 2 {
+		if s.HealthCheck == nil || len(s.HealthCheck.Test) < 2 {
 			t.Errorf("service %q has no health check", name)
-		} else if k := s.Healthcheck.Test[0]; k != "CMD" && k != "CMD-SHELL" {
+		} else if k := s.HealthCheck.Test[0]; k != "CMD" && k != "CMD-SHELL" {
 			t.Errorf("service %q: health check test must start with CMD or CMD-SHELL, not %q", name, k)
 		}
 		if s.Restart == "" {
 			t.Errorf("service %q has no restart policy", name)
 		}
 		for dep, d := range s.DependsOn {
-			if c.Services[dep] == nil {
+			if ds, ok := p.Services[dep]; !ok {
 				t.Errorf("service %q depends on unknown service %q", name, dep)
-			} else if d.Condition == "service_healthy" && c.Services[dep].Healthcheck == nil {
+			} else if d.Condition == types.ServiceConditionHealthy && ds.HealthCheck == nil {
 				t.Errorf("service %q waits for %q to be healthy, which has no health check", name, dep)
 			}
 		}
 		for _, v := range s.Volumes {
-			src, _, ok := strings.Cut(v, ":")
-			if !ok {
-				t.Errorf("service %q: volume %q has no target", name, v)
-				continue
-			}
-			if strings.HasPrefix(src, ".") || strings.HasPrefix(src, "/") {
-				if _, err := os.Stat(filepath.Join(testenv.RepoRoot(t), src)); err != nil {
-					t.Errorf("service %q mounts %q, which does not exist", name, src)
+			switch v.Type {
+			case types.VolumeTypeBind:
+				if _, err := os.Stat(v.Source); err != nil {
+					t.Errorf("service %q mounts %s, which does not exist", name, v.Source)
 				}
-			} else if _, declared := c.Volumes[src]; !declared {
-				t.Errorf("service %q uses volume %q, not declared under volumes:", name, src)
+			case types.VolumeTypeVolume:
+				if _, declared := p.Volumes[v.Source]; !declared {
+					t.Errorf("service %q uses volume %q, not declared under volumes:", name, v.Source)
+				}
 			}
 		}
 	}
-	for name := range c.Volumes {
+	for name := range p.Volumes {
 		used := false
-		for _, s := range c.Services {
-			for _, v := range s.Volumes {
-				used = used || strings.HasPrefix(v, name+":")
-			}
+		for _, s := range p.Services {
+			used = used || slices.ContainsFunc(s.Volumes, func(v types.ServiceVolumeConfig) bool { return v.Source == name })
 		}
 		if !used {
 			t.Errorf("volume %q is declared but no service mounts it", name)
 		}
 	}
-	if g := c.Services["gateway"]; g != nil {
-		for _, dep := range []string{"postgres", "redis", "backend"} {
-			if g.DependsOn[dep].Condition != "service_healthy" {
-				t.Errorf("gateway should wait for %s to be healthy", dep)
-			}
-		}
-		if !slices.ContainsFunc(g.Volumes, func(v string) bool { return strings.HasSuffix(v, ":/data") }) {
-			t.Error("gateway keeps no volume at /data: certificates would be lost on every re-creation")
+	mounts := func(s types.ServiceConfig, target string) bool {
+		return slices.ContainsFunc(s.Volumes, func(v types.ServiceVolumeConfig) bool { return v.Target == target })
+	}
+	g := p.Services["gateway"]
+	for _, dep := range []string{"postgres", "redis", "backend"} {
+		if g.DependsOn[dep].Condition != types.ServiceConditionHealthy {
+			t.Errorf("gateway should wait for %s to be healthy", dep)
 		}
 	}
-	if p := c.Services["postgres"]; p != nil {
-		if !slices.ContainsFunc(p.Volumes, func(v string) bool { return strings.HasSuffix(v, ":/var/lib/postgresql/data") }) {
-			t.Error("postgres keeps no volume at its data folder")
+	if !mounts(g, "/data") {
+		t.Error("gateway keeps no volume at /data: certificates would be lost on every re-creation")
+	}
+	if !mounts(p.Services["postgres"], "/var/lib/postgresql/data") {
+		t.Error("postgres keeps no volume at its data folder")
+	}
+}
+
+// TestComposeMountsTheCaddyfileForReloads: the gateway runs the
+// repository's Caddyfile, mounted read-only where the image's CMD reads
+// it, so an edit is applied with the reload command docs/deploy.md gives.
+func TestComposeMountsTheCaddyfileForReloads(t *testing.T) {
+	p := mustLoadCompose(t, composeMain)
+	g := p.Services["gateway"]
+	config := ""
+	for _, in := range parseDockerfile(t, "deploy/gateway.Dockerfile") {
+		if in.cmd == "CMD" {
+			if i := slices.Index(in.args, "--config"); i >= 0 && i+1 < len(in.args) {
+				config = in.args[i+1]
+			}
+		}
+	}
+	if config == "" {
+		t.Fatal("the gateway image's CMD names no --config")
+	}
+	i := slices.IndexFunc(g.Volumes, func(v types.ServiceVolumeConfig) bool { return v.Target == config })
+	if i < 0 {
+		t.Fatalf("the gateway does not mount a Caddyfile at %s (its CMD's config)", config)
+	}
+	v := g.Volumes[i]
+	if v.Type != types.VolumeTypeBind || v.Source != filepath.Join(testenv.RepoRoot(t), "Caddyfile") || !v.ReadOnly {
+		t.Errorf("mount at %s: %+v, want the repository's Caddyfile, read-only", config, v)
+	}
+	reload := "docker compose exec gateway azen-gateway reload --config " + config + " --adapter caddyfile"
+	for _, doc := range []string{"docs/deploy.md", "README.md"} {
+		if !strings.Contains(string(deployRepoFile(t, doc)), reload) {
+			t.Errorf("%s does not give the reload command `%s`", doc, reload)
 		}
 	}
 }
 
 func TestComposeBackendScales(t *testing.T) {
-	c, _ := deployLoadCompose(t, "docker-compose.yml")
-	b := c.Services["backend"]
-	if b == nil {
-		t.Fatal("no backend service")
-	}
+	p := mustLoadCompose(t, composeMain)
+	b := p.Services["backend"]
 	// `docker compose up --scale backend=N` fails on a fixed container
 	// name, and on a fixed host port from the second replica on.
-	if b.ContainerName != "" {
-		t.Errorf("backend has container_name %q: it could not scale", b.ContainerName)
-	}
 	if len(b.Ports) > 0 {
 		t.Errorf("backend publishes host ports %v: a second replica could not start", b.Ports)
 	}
-	if b.Deploy == nil || b.Deploy.Replicas < 2 {
+	if b.Deploy == nil || b.Deploy.Replicas == nil || *b.Deploy.Replicas < 2 {
 		t.Error("backend should run at least two replicas by default (deploy.replicas)")
 	}
-	if b.StopGracePeriod == "" {
+	if b.StopGracePeriod == nil || *b.StopGracePeriod == 0 {
 		t.Error("backend has no stop_grace_period: in-flight requests need time to finish on SIGTERM")
 	}
-	for name, s := range c.Services {
+	for name, s := range p.Services {
 		if s.ContainerName != "" {
-			t.Errorf("service %q has container_name: compose names containers itself", name)
+			t.Errorf("service %q has container_name: compose names containers itself (and the backend could not scale)", name)
 		}
 	}
-	g := c.Services["gateway"]
-	if g == nil {
-		t.Fatal("no gateway service")
-	}
 	// The gateway must reach every replica: it resolves the service name.
-	if g.Environment["AZEN_BACKENDS_DISCOVERY"] != "dns" {
-		t.Errorf("gateway AZEN_BACKENDS_DISCOVERY = %q, want dns (a static list cannot follow --scale)", g.Environment["AZEN_BACKENDS_DISCOVERY"])
+	g := p.Services["gateway"]
+	if d := env(t, g, "AZEN_BACKENDS_DISCOVERY"); d != "dns" {
+		t.Errorf("gateway AZEN_BACKENDS_DISCOVERY = %q, want dns (a static list cannot follow --scale)", d)
 	}
-	if name := g.Environment["AZEN_BACKENDS_DNS_NAME"]; name != "backend" {
+	if name := env(t, g, "AZEN_BACKENDS_DNS_NAME"); name != "backend" {
 		t.Errorf("gateway AZEN_BACKENDS_DNS_NAME = %q, want the backend service name", name)
 	}
 }
@@ -287,118 +258,96 @@ func deployPort(t *testing.T, addr string) string {
 	return port
 }
 
-func deployURLPort(t *testing.T, raw string) (*url.URL, string) {
+func deployURL(t *testing.T, raw string) *url.URL {
 	t.Helper()
 	u, err := url.Parse(raw)
 	if err != nil {
 		t.Fatalf("%q is not a URL: %v", raw, err)
 	}
-	return u, u.Port()
+	return u
 }
 
 func TestComposeEnvironmentAndPorts(t *testing.T) {
-	c, _ := deployLoadCompose(t, "docker-compose.yml")
-	g, b, pg, rd := c.Services["gateway"], c.Services["backend"], c.Services["postgres"], c.Services["redis"]
-	if g == nil || b == nil || pg == nil || rd == nil {
-		t.Fatal("a service is missing")
-	}
-	env := func(s *composeService, k string) string {
-		t.Helper()
-		v, ok := s.Environment[k]
-		if !ok {
-			t.Errorf("%s is missing from the environment", k)
-			return ""
-		}
-		return deployMustInterpolate(t, v)
-	}
+	p := mustLoadCompose(t, composeMain)
+	g, b, pg, rd := p.Services["gateway"], p.Services["backend"], p.Services["postgres"], p.Services["redis"]
 
 	// Contract §2: what each binary reads.
 	for _, k := range []string{"AZEN_DATABASE_URL", "AZEN_REDIS_URL", "AZEN_GATEWAY_SECRET", "AZEN_SITE_ADDRESS"} {
-		env(g, k)
+		env(t, g, k)
 	}
 	for _, k := range []string{"AZEN_DATABASE_URL", "AZEN_GATEWAY_SECRET", "AZEN_ENCRYPTION_KEYS", "AZEN_BACKEND_ADDR"} {
-		env(b, k)
+		env(t, b, k)
 	}
 	if _, ok := g.Environment["AZEN_ENCRYPTION_KEYS"]; ok {
 		t.Error("the gateway does not need AZEN_ENCRYPTION_KEYS; keep the memory keys on the backend only")
 	}
 	// Both binaries must agree on the database and the signing secret.
 	for _, k := range []string{"AZEN_DATABASE_URL", "AZEN_GATEWAY_SECRET"} {
-		if g.Environment[k] != b.Environment[k] {
-			t.Errorf("%s differs between gateway (%q) and backend (%q)", k, g.Environment[k], b.Environment[k])
+		if env(t, g, k) != env(t, b, k) {
+			t.Errorf("%s differs between gateway and backend", k)
 		}
 	}
 
 	// The database URL points at the postgres service with its credentials.
-	db, dbPort := deployURLPort(t, env(g, "AZEN_DATABASE_URL"))
+	db := deployURL(t, env(t, g, "AZEN_DATABASE_URL"))
 	if db.Scheme != "postgres" && db.Scheme != "postgresql" {
 		t.Errorf("AZEN_DATABASE_URL scheme %q, want postgres", db.Scheme)
 	}
-	if db.Hostname() != "postgres" || dbPort != "5432" {
+	if db.Hostname() != "postgres" || db.Port() != "5432" {
 		t.Errorf("AZEN_DATABASE_URL host %q, want postgres:5432", db.Host)
 	}
-	if db.User.Username() != pg.Environment["POSTGRES_USER"] || strings.TrimPrefix(db.Path, "/") != pg.Environment["POSTGRES_DB"] {
+	if db.User.Username() != env(t, pg, "POSTGRES_USER") || strings.TrimPrefix(db.Path, "/") != env(t, pg, "POSTGRES_DB") {
 		t.Errorf("AZEN_DATABASE_URL user/database %q/%q do not match POSTGRES_USER/POSTGRES_DB", db.User.Username(), db.Path)
 	}
-	if pw, _ := db.User.Password(); pw != deployMustInterpolate(t, pg.Environment["POSTGRES_PASSWORD"]) {
+	if pw, _ := db.User.Password(); pw != env(t, pg, "POSTGRES_PASSWORD") {
 		t.Error("AZEN_DATABASE_URL password is not POSTGRES_PASSWORD")
 	}
 
 	// The Redis URL points at the redis service with its password.
-	rdb, rdbPort := deployURLPort(t, env(g, "AZEN_REDIS_URL"))
-	if rdb.Scheme != "redis" || rdb.Hostname() != "redis" || rdbPort != "6379" {
+	rdb := deployURL(t, env(t, g, "AZEN_REDIS_URL"))
+	if rdb.Scheme != "redis" || rdb.Hostname() != "redis" || rdb.Port() != "6379" {
 		t.Errorf("AZEN_REDIS_URL %s://%s, want redis://redis:6379", rdb.Scheme, rdb.Host)
 	}
-	redisCmd := deployMustInterpolate(t, strings.Join(rd.Command, " "))
-	if pw, _ := rdb.User.Password(); !strings.Contains(redisCmd, "--requirepass "+pw) {
-		t.Error("AZEN_REDIS_URL password is not the one redis-server requires")
+	pw, _ := rdb.User.Password()
+	if i := slices.Index(rd.Command, "--requirepass"); i < 0 || i+1 >= len(rd.Command) || rd.Command[i+1] != pw {
+		t.Errorf("AZEN_REDIS_URL password is not the one redis-server requires (%q)", rd.Command)
 	}
 
 	// The backend listens on all interfaces, on the port the gateway dials,
 	// the one its health check probes and the one it exposes.
-	backendAddr := env(b, "AZEN_BACKEND_ADDR")
+	backendAddr := env(t, b, "AZEN_BACKEND_ADDR")
 	if host, _, _ := net.SplitHostPort(backendAddr); host != "0.0.0.0" && host != "" {
 		t.Errorf("AZEN_BACKEND_ADDR %q: other containers cannot reach a backend that listens on %s", backendAddr, host)
 	}
 	backendPort := deployPort(t, backendAddr)
-	if p := env(g, "AZEN_BACKENDS_DNS_PORT"); p != backendPort {
+	if p := env(t, g, "AZEN_BACKENDS_DNS_PORT"); p != backendPort {
 		t.Errorf("gateway dials backends on port %s, backend listens on %s", p, backendPort)
 	}
 	if !slices.Contains(b.Expose, backendPort) {
 		t.Errorf("backend exposes %v, not its port %s", b.Expose, backendPort)
 	}
-	if b.Healthcheck != nil {
-		hc, hcPort := deployURLPort(t, b.Healthcheck.Test[len(b.Healthcheck.Test)-1])
-		if hcPort != backendPort || hc.Path != "/readyz" {
+	if b.HealthCheck != nil {
+		hc := deployURL(t, b.HealthCheck.Test[len(b.HealthCheck.Test)-1])
+		if hc.Port() != backendPort || hc.Path != "/readyz" {
 			t.Errorf("backend health check probes %s, want /readyz on port %s", hc, backendPort)
 		}
 	}
 
 	// The gateway publishes the port its site listens on, and its health
 	// check probes the admin port the shipped Caddyfile defaults to.
-	sitePort := deployPort(t, env(g, "AZEN_SITE_ADDRESS"))
-	published := false
-	for _, p := range g.Ports {
-		r := deployMustInterpolate(t, p)
-		if strings.Count(r, ":") != 1 {
-			t.Errorf("gateway port %q: write HOST:CONTAINER", p)
-			continue
-		}
-		_, container, _ := strings.Cut(strings.TrimSuffix(r, "/tcp"), ":")
-		published = published || container == sitePort
-	}
-	if !published {
+	sitePort := deployPort(t, env(t, g, "AZEN_SITE_ADDRESS"))
+	if !slices.ContainsFunc(g.Ports, func(pc types.ServicePortConfig) bool { return strconv.Itoa(int(pc.Target)) == sitePort }) {
 		t.Errorf("gateway publishes %v, not its site port %s", g.Ports, sitePort)
 	}
-	if g.Healthcheck != nil {
-		hc, hcPort := deployURLPort(t, g.Healthcheck.Test[len(g.Healthcheck.Test)-1])
-		if admin := deployAdminDefault(t); hc.Host != admin && "localhost:"+hcPort != admin {
+	if g.HealthCheck != nil {
+		hc := deployURL(t, g.HealthCheck.Test[len(g.HealthCheck.Test)-1])
+		if admin := deployAdminDefault(t); hc.Host != admin && "localhost:"+hc.Port() != admin {
 			t.Errorf("gateway health check probes %s, but the admin endpoint defaults to %s", hc.Host, admin)
 		}
 	}
 }
 
-// caddyfileAdminDefault is the default of `admin {$AZEN_ADMIN_ADDR:…}`.
+// deployAdminDefault is the default of `admin {$AZEN_ADMIN_ADDR:…}`.
 func deployAdminDefault(t *testing.T) string {
 	t.Helper()
 	m := regexp.MustCompile(`(?m)^\s*admin \{\$AZEN_ADMIN_ADDR:([^}]+)\}`).FindSubmatch(deployRepoFile(t, "Caddyfile"))
@@ -410,85 +359,87 @@ func deployAdminDefault(t *testing.T) string {
 
 func TestComposeSecretsComeFromTheEnvironment(t *testing.T) {
 	for _, file := range []string{"docker-compose.yml", "deploy/compose.tls.yml"} {
-		t.Run(file, func(t *testing.T) {
-			c, raw := deployLoadCompose(t, file)
-			vars := deployComposeVars(t, file, raw)
-			for _, k := range deploySecretVars {
-				for _, op := range vars[k] {
-					if op != ":?" {
-						t.Errorf("${%s} is used with %q: a secret must be required with ${%s:?message}", k, op, k)
-					}
+		for _, u := range composeVarUses(t, file) {
+			if slices.Contains(deploySecretVars, u.Name) && (!u.Required || u.DefaultValue != "") {
+				t.Errorf("%s: ${%s} is used without :? or with a default: a secret must be required with ${%s:?message}", file, u.Name, u.Name)
+			}
+		}
+	}
+	// Each secret unset: compose refuses, naming it (there is no fallback).
+	for _, k := range deploySecretVars {
+		env := map[string]string{}
+		for name, v := range deploySampleEnv {
+			if name != k {
+				env[name] = v
+			}
+		}
+		if _, err := loadCompose(composeMain, env); err == nil || !strings.Contains(err.Error(), k) {
+			t.Errorf("docker-compose.yml loads without %s: %v", k, err)
+		}
+	}
+	raw, err := loadCompose(composeMain, deploySampleEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range raw.Services {
+		for k, v := range s.Environment {
+			for _, secret := range deploySecretVars {
+				if v != nil && k == secret && *v != deploySampleEnv[secret] {
+					t.Errorf("service %s: %s is not the value from .env", name, k)
 				}
 			}
-			for name, s := range c.Services {
-				for k, v := range s.Environment {
-					if slices.Contains(deploySecretVars, k) && !strings.Contains(v, "${") {
-						t.Errorf("service %s: %s is a committed literal; take it from .env", name, k)
-					}
-					for _, secret := range []string{"AZEN_DATABASE_URL", "AZEN_REDIS_URL"} {
-						if k == secret && strings.Contains(v, "@") && !strings.Contains(v, "${") {
-							t.Errorf("service %s: %s carries a committed password", name, k)
-						}
-					}
-				}
-			}
-			// Rendering without any variable set must fail on the secrets,
-			// which proves there is no fallback value.
-			if len(vars) > 0 {
-				if _, err := deployInterpolate(raw, map[string]string{}); err == nil && file == "docker-compose.yml" {
-					t.Error("the compose file renders with no secrets set")
-				}
-			}
-		})
+		}
 	}
 	// deploy/gen-env.sh writes every variable the main file requires.
-	_, raw := deployLoadCompose(t, "docker-compose.yml")
 	script := string(deployRepoFile(t, "deploy/gen-env.sh"))
-	for k, ops := range deployComposeVars(t, "docker-compose.yml", raw) {
-		if slices.Contains(ops, ":?") && !strings.Contains(script, `echo "`+k+"=") {
-			t.Errorf("deploy/gen-env.sh does not write %s, which docker-compose.yml requires", k)
+	for _, u := range composeVarUses(t, "docker-compose.yml") {
+		if u.Required && !strings.Contains(script, `echo "`+u.Name+"=") {
+			t.Errorf("deploy/gen-env.sh does not write %s, which docker-compose.yml requires", u.Name)
 		}
 	}
 	// The build context must not ship secrets or local state.
-	ignore := deployDockerignore(t)
-	for _, p := range []string{".env", ".dev", ".git", "deploy/prod.env"} {
-		if !deployIgnored(ignore, p) {
-			t.Errorf(".dockerignore does not exclude %s", p)
+	ignore := dockerignore(t)
+	for _, p := range []string{".env", ".dev", ".git", "deploy/prod.env", "bin/azen-gateway", ".dev/azen.db"} {
+		if ignored, err := ignore.MatchesOrParentMatches(p); err != nil || !ignored {
+			t.Errorf(".dockerignore does not exclude %s (%v)", p, err)
 		}
 	}
 }
 
 func TestComposeTLSOverlay(t *testing.T) {
-	c, raw := deployLoadCompose(t, "deploy/compose.tls.yml")
-	base, _ := deployLoadCompose(t, "docker-compose.yml")
-	for name := range c.Services {
-		if base.Services[name] == nil {
+	var overlay struct {
+		Services map[string]any `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(deployRepoFile(t, "deploy/compose.tls.yml"), &overlay); err != nil {
+		t.Fatal(err)
+	}
+	base := mustLoadCompose(t, composeMain)
+	for name := range overlay.Services {
+		if _, ok := base.Services[name]; !ok {
 			t.Errorf("overlay defines service %q, which the main file lacks", name)
 		}
 	}
-	g := c.Services["gateway"]
-	if g == nil {
-		t.Fatal("overlay does not touch the gateway")
+	if _, err := loadCompose(composeTLS, map[string]string{"POSTGRES_PASSWORD": "a", "REDIS_PASSWORD": "b", "AZEN_GATEWAY_SECRET": "c", "AZEN_ENCRYPTION_KEYS": "d"}); err == nil || !strings.Contains(err.Error(), "AZEN_DOMAIN") {
+		t.Errorf("the overlay loads without AZEN_DOMAIN: %v", err)
 	}
-	if !strings.Contains(g.Environment["AZEN_SITE_ADDRESS"], "${AZEN_DOMAIN:?") {
-		t.Errorf("overlay AZEN_SITE_ADDRESS = %q, want the required ${AZEN_DOMAIN:?...}", g.Environment["AZEN_SITE_ADDRESS"])
+	g := mustLoadCompose(t, composeTLS).Services["gateway"]
+	if site := env(t, g, "AZEN_SITE_ADDRESS"); site != deploySampleEnv["AZEN_DOMAIN"] {
+		t.Errorf("with the overlay AZEN_SITE_ADDRESS = %q, want AZEN_DOMAIN", site)
 	}
-	exposed := deployDockerfileExpose(t, base.Services["gateway"].Build.Dockerfile)
+	exposed := dockerfileExpose(t, "deploy/gateway.Dockerfile")
 	for _, want := range []string{"80", "443", "443/udp"} {
-		found := false
-		for _, p := range g.Ports {
-			_, container, _ := strings.Cut(deployMustInterpolate(t, p), ":")
-			found = found || strings.TrimSuffix(container, "/tcp") == want
+		port, proto, _ := strings.Cut(want, "/")
+		if proto == "" {
+			proto = "tcp"
 		}
-		if !found {
-			t.Errorf("overlay does not publish %s (ACME challenges and HTTPS need it)", want)
+		if !slices.ContainsFunc(g.Ports, func(pc types.ServicePortConfig) bool {
+			return strconv.Itoa(int(pc.Target)) == port && pc.Protocol == proto
+		}) {
+			t.Errorf("the overlay does not publish %s (ACME challenges and HTTPS need it): %v", want, g.Ports)
 		}
 		if !slices.Contains(exposed, want) {
 			t.Errorf("the gateway image does not EXPOSE %s", want)
 		}
-	}
-	if len(deployComposeVars(t, "deploy/compose.tls.yml", raw)) == 0 {
-		t.Error("overlay uses no variable")
 	}
 }
 
@@ -503,16 +454,14 @@ func TestDeployVariablesAreDocumented(t *testing.T) {
 		}
 	}
 	for _, file := range []string{"docker-compose.yml", "deploy/compose.tls.yml"} {
-		_, raw := deployLoadCompose(t, file)
-		for k := range deployComposeVars(t, file, raw) {
-			documented(file, k)
+		for _, u := range composeVarUses(t, file) {
+			documented(file, u.Name)
 		}
-		c, _ := deployLoadCompose(t, file)
-		for _, s := range c.Services {
-			for k := range s.Environment {
-				if strings.HasPrefix(k, "AZEN_") {
-					documented(file, k)
-				}
+	}
+	for _, s := range mustLoadCompose(t, composeTLS).Services {
+		for k := range s.Environment {
+			if strings.HasPrefix(k, "AZEN_") {
+				documented("docker-compose.yml", k)
 			}
 		}
 	}
@@ -526,10 +475,10 @@ func TestDeployVariablesAreDocumented(t *testing.T) {
 		documented("Caddyfile", m[1]+m[2])
 	}
 	for _, df := range []string{"deploy/gateway.Dockerfile", "deploy/backend.Dockerfile"} {
-		for _, in := range deployParseDockerfile(t, df) {
-			if in.cmd == "ENV" {
-				for _, f := range strings.Fields(in.args) {
-					if k, _, ok := strings.Cut(f, "="); ok && strings.HasPrefix(k, "AZEN_") {
+		for _, in := range parseDockerfile(t, df) {
+			if in.cmd == "ENV" || in.cmd == "ARG" {
+				for _, k := range in.keys() {
+					if strings.HasPrefix(k, "AZEN_") {
 						documented(df, k)
 					}
 				}
@@ -543,156 +492,140 @@ func TestDeployVariablesAreDocumented(t *testing.T) {
 	}
 }
 
-// dockerInstruction is one Dockerfile instruction with its continuation
-// lines joined.
+// dockerInstruction is one Dockerfile instruction as BuildKit parses it.
 type dockerInstruction struct {
-	line int
-	cmd  string // upper case
-	args string
+	line  int
+	cmd   string   // upper case
+	args  []string // exec-form arguments, or the shell-form text as one
+	flags []string // --from=build, --chown=…
+	json  bool     // exec form ["…"]
 }
 
-func deployParseDockerfile(t *testing.T, rel string) []dockerInstruction {
-	t.Helper()
-	var out []dockerInstruction
-	sc := bufio.NewScanner(bytes.NewReader(deployRepoFile(t, rel)))
-	var cur strings.Builder
-	start, n := 0, 0
-	for sc.Scan() {
-		n++
-		line := strings.TrimSpace(sc.Text())
-		if cur.Len() == 0 && (line == "" || strings.HasPrefix(line, "#")) {
-			continue
+// keys are the names an ENV or ARG instruction sets.
+func (in dockerInstruction) keys() []string {
+	var out []string
+	if in.cmd == "ENV" { // name, value, "=" triples
+		for i := 0; i < len(in.args); i += 3 {
+			out = append(out, in.args[i])
 		}
-		if cur.Len() > 0 && strings.HasPrefix(line, "#") {
-			continue // comments inside a continued instruction
-		}
-		if cur.Len() == 0 {
-			start = n
-		}
-		if strings.HasSuffix(line, `\`) {
-			cur.WriteString(strings.TrimSuffix(line, `\`) + " ")
-			continue
-		}
-		cur.WriteString(line)
-		cmd, args, _ := strings.Cut(cur.String(), " ")
-		out = append(out, dockerInstruction{line: start, cmd: strings.ToUpper(cmd), args: strings.TrimSpace(args)})
-		cur.Reset()
+		return out
 	}
-	if cur.Len() > 0 {
-		t.Fatalf("%s ends inside a continued line", rel)
+	for _, a := range in.args {
+		k, _, _ := strings.Cut(a, "=")
+		out = append(out, k)
 	}
 	return out
 }
 
-func deployDockerfileExpose(t *testing.T, rel string) []string {
+// flag is the value of --name=… on the instruction, or "".
+func (in dockerInstruction) flag(name string) string {
+	for _, f := range in.flags {
+		if v, ok := strings.CutPrefix(f, "--"+name+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func parseDockerfile(t *testing.T, rel string) []dockerInstruction {
+	t.Helper()
+	f, err := os.Open(filepath.Join(testenv.RepoRoot(t), filepath.FromSlash(rel)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	res, err := parser.Parse(f)
+	if err != nil {
+		t.Fatalf("docker build would refuse %s: %v", rel, err)
+	}
+	for _, w := range res.Warnings {
+		t.Errorf("%s:%d: %s", rel, w.Location.Start.Line, w.Short)
+	}
+	var out []dockerInstruction
+	for _, n := range res.AST.Children {
+		in := dockerInstruction{line: n.StartLine, cmd: strings.ToUpper(n.Value), flags: n.Flags, json: n.Attributes["json"]}
+		for a := n.Next; a != nil; a = a.Next {
+			in.args = append(in.args, a.Value)
+		}
+		out = append(out, in)
+	}
+	return out
+}
+
+func dockerfileExpose(t *testing.T, rel string) []string {
 	t.Helper()
 	var ports []string
-	for _, in := range deployParseDockerfile(t, rel) {
+	for _, in := range parseDockerfile(t, rel) {
 		if in.cmd == "EXPOSE" {
-			ports = append(ports, strings.Fields(in.args)...)
+			ports = append(ports, in.args...)
 		}
 	}
 	return ports
 }
 
-func deployDockerignore(t *testing.T) []string {
+func dockerignore(t *testing.T) *patternmatcher.PatternMatcher {
 	t.Helper()
-	var patterns []string
-	for _, l := range strings.Split(string(deployRepoFile(t, ".dockerignore")), "\n") {
-		l = strings.TrimSpace(l)
-		if l != "" && !strings.HasPrefix(l, "#") {
-			patterns = append(patterns, l)
-		}
+	f, err := os.Open(filepath.Join(testenv.RepoRoot(t), ".dockerignore"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	return patterns
-}
-
-// deployIgnored reports whether .dockerignore keeps p out of the build
-// context (the subset of its syntax we use: globs and a leading **/).
-func deployIgnored(patterns []string, p string) bool {
-	for _, pat := range patterns {
-		if strings.HasPrefix(pat, "!") {
-			continue
-		}
-		if ok, _ := path.Match(pat, p); ok {
-			return true
-		}
-		if rest, ok := strings.CutPrefix(pat, "**/"); ok {
-			if m, _ := path.Match(rest, path.Base(p)); m {
-				return true
-			}
-		}
-		if strings.HasPrefix(p, pat+"/") {
-			return true
-		}
+	defer f.Close()
+	patterns, err := ignorefile.ReadAll(f)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return false
-}
-
-// jsonArgs reads an exec-form argument list such as ["a", "b"].
-func deployJSONArgs(t *testing.T, df string, in dockerInstruction) []string {
-	t.Helper()
-	if !strings.HasPrefix(in.args, "[") {
-		t.Errorf("%s:%d: %s should use the exec form [\"...\"] (no shell in the image)", df, in.line, in.cmd)
-		return nil
+	pm, err := patternmatcher.New(patterns)
+	if err != nil {
+		t.Fatal(err)
 	}
-	var args []string
-	if err := yaml.Unmarshal([]byte(in.args), &args); err != nil {
-		t.Errorf("%s:%d: %s %s: %v", df, in.line, in.cmd, in.args, err)
-	}
-	return args
+	return pm
 }
 
 func TestDockerfiles(t *testing.T) {
-	c, _ := deployLoadCompose(t, "docker-compose.yml")
+	p := mustLoadCompose(t, composeMain)
 	root := testenv.RepoRoot(t)
-	ignore := deployDockerignore(t)
+	ignore := dockerignore(t)
 	for _, tc := range []struct{ service, binary, pkg string }{
 		{"gateway", "azen-gateway", "./gateway"},
 		{"backend", "azen-backend", "./backend"},
 	} {
 		t.Run(tc.service, func(t *testing.T) {
-			s := c.Services[tc.service]
-			if s == nil || s.Build == nil {
+			s := p.Services[tc.service]
+			if s.Build == nil {
 				t.Fatalf("service %s is not built from this repository", tc.service)
 			}
-			if s.Build.Context != "." {
+			if s.Build.Context != root {
 				t.Errorf("build context %q, want the repository root", s.Build.Context)
 			}
-			df := path.Join(s.Build.Context, s.Build.Dockerfile)
-			if _, err := os.Stat(filepath.Join(root, df)); err != nil {
-				t.Fatalf("Dockerfile %s does not exist", df)
+			df, err := filepath.Rel(root, filepath.Join(s.Build.Context, s.Build.Dockerfile))
+			if err != nil {
+				t.Fatal(err)
 			}
-			ins := deployParseDockerfile(t, df)
+			ins := parseDockerfile(t, df)
 
-			var froms []dockerInstruction
-			for _, in := range ins {
+			var stages []int // index of each FROM
+			for i, in := range ins {
 				if in.cmd == "FROM" {
-					froms = append(froms, in)
+					stages = append(stages, i)
 				}
 			}
-			if len(froms) < 2 {
-				t.Fatalf("%s has %d stages, want a build stage and a minimal run stage", df, len(froms))
+			if len(stages) < 2 {
+				t.Fatalf("%s has %d stages, want a build stage and a minimal run stage", df, len(stages))
 			}
-			final := strings.Fields(froms[len(froms)-1].args)[0]
+			final := ins[stages[len(stages)-1]].args[0]
 			if !strings.HasPrefix(final, "gcr.io/distroless/static") && final != "scratch" {
 				t.Errorf("%s runs on %s, want distroless static or scratch", df, final)
 			}
-			if !strings.HasPrefix(strings.Fields(froms[0].args)[0], "golang:") {
-				t.Errorf("%s builds on %s, want the Go image", df, froms[0].args)
+			if !strings.HasPrefix(ins[stages[0]].args[0], "golang:") {
+				t.Errorf("%s builds on %s, want the Go image", df, ins[stages[0]].args[0])
 			}
+			finalStage := ins[stages[len(stages)-1]+1:]
 
-			var finalStage []dockerInstruction
-			for i, in := range ins {
-				if in.line == froms[len(froms)-1].line {
-					finalStage = ins[i+1:]
-				}
-			}
 			// Non-root: the last USER of the final stage.
 			user := ""
 			for _, in := range finalStage {
 				if in.cmd == "USER" {
-					user = in.args
+					user = in.args[0]
 				}
 			}
 			if u, _, _ := strings.Cut(user, ":"); u == "" || u == "root" || u == "0" {
@@ -702,21 +635,22 @@ func TestDockerfiles(t *testing.T) {
 			// Static, reproducible builds of the right package.
 			built := false
 			for _, in := range ins {
-				if in.cmd == "RUN" && strings.Contains(in.args, "go build") {
-					for _, cmd := range strings.Split(in.args, "&&") {
-						if !strings.Contains(cmd, "go build") {
-							continue
-						}
-						if !strings.Contains(cmd, "CGO_ENABLED=0") || !strings.Contains(cmd, "-trimpath") {
-							t.Errorf("%s:%d: %q lacks CGO_ENABLED=0 or -trimpath", df, in.line, strings.TrimSpace(cmd))
-						}
-						f := strings.Fields(cmd)
-						pkg := f[len(f)-1]
-						if _, err := os.Stat(filepath.Join(root, pkg)); err != nil {
-							t.Errorf("%s:%d builds %s, which does not exist", df, in.line, pkg)
-						}
-						built = built || pkg == tc.pkg
+				if in.cmd != "RUN" || in.json || !strings.Contains(in.args[0], "go build") {
+					continue
+				}
+				for _, cmd := range strings.Split(in.args[0], "&&") {
+					if !strings.Contains(cmd, "go build") {
+						continue
 					}
+					if !strings.Contains(cmd, "CGO_ENABLED=0") || !strings.Contains(cmd, "-trimpath") {
+						t.Errorf("%s:%d: %q lacks CGO_ENABLED=0 or -trimpath", df, in.line, strings.TrimSpace(cmd))
+					}
+					f := strings.Fields(cmd)
+					pkg := f[len(f)-1]
+					if _, err := os.Stat(filepath.Join(root, pkg)); err != nil {
+						t.Errorf("%s:%d builds %s, which does not exist", df, in.line, pkg)
+					}
+					built = built || pkg == tc.pkg
 				}
 			}
 			if !built {
@@ -724,94 +658,80 @@ func TestDockerfiles(t *testing.T) {
 			}
 
 			// Every COPY from the build context exists and is not ignored.
-			copied := map[string]bool{} // destinations in the final stage
+			copied := map[string]bool{} // destinations
 			for _, in := range ins {
 				if in.cmd != "COPY" && in.cmd != "ADD" {
 					continue
 				}
-				f := strings.Fields(in.args)
-				var srcs []string
-				fromStage := false
-				for _, a := range f[:len(f)-1] {
-					if strings.HasPrefix(a, "--from=") {
-						fromStage = true
-					}
-					if !strings.HasPrefix(a, "--") {
-						srcs = append(srcs, a)
-					}
-				}
-				dest := f[len(f)-1]
+				srcs, dest := in.args[:len(in.args)-1], in.args[len(in.args)-1]
 				for _, src := range srcs {
 					if strings.HasSuffix(dest, "/") {
-						copied[dest+path.Base(src)] = true
+						copied[dest+filepath.Base(src)] = true
 					} else {
 						copied[dest] = true
 					}
-					if fromStage {
+					if in.flag("from") != "" {
 						continue
 					}
-					if _, err := os.Stat(filepath.Join(root, s.Build.Context, src)); err != nil {
+					if _, err := os.Stat(filepath.Join(s.Build.Context, src)); err != nil {
 						t.Errorf("%s:%d copies %s, which does not exist", df, in.line, src)
 					}
-					if src != "." && deployIgnored(ignore, src) {
+					if ignored, _ := ignore.MatchesOrParentMatches(src); src != "." && ignored {
 						t.Errorf("%s:%d copies %s, which .dockerignore excludes", df, in.line, src)
 					}
 				}
 			}
 
-			// ENTRYPOINT runs our binary, copied into the image.
+			// ENTRYPOINT runs our binary, copied into the image; exec forms only.
 			var entry, cmd []string
 			for _, in := range finalStage {
 				switch in.cmd {
+				case "ENTRYPOINT", "CMD", "HEALTHCHECK":
+					if !in.json {
+						t.Errorf("%s:%d: %s should use the exec form [\"...\"] (no shell in the image)", df, in.line, in.cmd)
+					}
+				}
+				switch in.cmd {
 				case "ENTRYPOINT":
-					entry = deployJSONArgs(t, df, in)
+					entry = in.args
 				case "CMD":
-					cmd = deployJSONArgs(t, df, in)
+					cmd = in.args
 				case "HEALTHCHECK":
-					args := in.args[strings.Index(in.args, "CMD ")+4:]
-					hc := deployJSONArgs(t, df, dockerInstruction{line: in.line, cmd: "HEALTHCHECK CMD", args: args})
-					if len(hc) > 0 && !copied[hc[0]] {
-						t.Errorf("%s: HEALTHCHECK runs %s, which the image does not contain", df, hc[0])
+					if len(in.args) < 2 || in.args[0] != "CMD" || !copied[in.args[1]] {
+						t.Errorf("%s: HEALTHCHECK %v runs a program the image does not contain", df, in.args)
 					}
 				}
 			}
-			if len(entry) == 0 || path.Base(entry[0]) != tc.binary || !copied[entry[0]] {
+			if len(entry) == 0 || filepath.Base(entry[0]) != tc.binary || !copied[entry[0]] {
 				t.Errorf("%s: ENTRYPOINT %v, want the copied %s", df, entry, tc.binary)
 			}
 			// The compose health check runs a program the image contains.
-			if s.Healthcheck != nil && s.Healthcheck.Test[0] == "CMD" && !copied[s.Healthcheck.Test[1]] {
-				t.Errorf("compose health check of %s runs %s, which the image does not contain", tc.service, s.Healthcheck.Test[1])
+			if s.HealthCheck != nil && s.HealthCheck.Test[0] == "CMD" && !copied[s.HealthCheck.Test[1]] {
+				t.Errorf("compose health check of %s runs %s, which the image does not contain", tc.service, s.HealthCheck.Test[1])
 			}
 			if tc.service == "gateway" {
 				// The shipped Caddyfile is in the image and is what runs.
 				cfg := ""
-				for i, a := range cmd {
-					if a == "--config" && i+1 < len(cmd) {
-						cfg = cmd[i+1]
-					}
+				if i := slices.Index(cmd, "--config"); i >= 0 && i+1 < len(cmd) {
+					cfg = cmd[i+1]
 				}
-				if cfg == "" || !copied[cfg] {
-					t.Errorf("%s: CMD %v does not run a Caddyfile copied into the image", df, cmd)
-				}
-				caddyCopied := false
-				for _, in := range ins {
-					if in.cmd == "COPY" && strings.Fields(in.args)[0] == "Caddyfile" && strings.Fields(in.args)[1] == cfg {
-						caddyCopied = true
-					}
-				}
-				if !caddyCopied {
-					t.Errorf("%s: the shipped Caddyfile is not copied to %s", df, cfg)
+				if !slices.ContainsFunc(ins, func(in dockerInstruction) bool {
+					return in.cmd == "COPY" && len(in.args) == 2 && in.args[0] == "Caddyfile" && in.args[1] == cfg
+				}) {
+					t.Errorf("%s: CMD %v does not run the shipped Caddyfile copied into the image", df, cmd)
 				}
 				// Caddy's data folder (certificates) is the compose volume.
 				data := ""
 				for _, in := range finalStage {
 					if in.cmd == "ENV" {
-						if m := regexp.MustCompile(`XDG_DATA_HOME=(\S+)`).FindStringSubmatch(in.args); m != nil {
-							data = m[1]
+						for i := 0; i+1 < len(in.args); i += 3 {
+							if in.args[i] == "XDG_DATA_HOME" {
+								data = in.args[i+1]
+							}
 						}
 					}
 				}
-				if data == "" || !slices.ContainsFunc(s.Volumes, func(v string) bool { return strings.HasSuffix(v, ":"+data) }) {
+				if data == "" || !slices.ContainsFunc(s.Volumes, func(v types.ServiceVolumeConfig) bool { return v.Target == data }) {
 					t.Errorf("XDG_DATA_HOME %q is not a compose volume of the gateway", data)
 				}
 			}
@@ -824,5 +744,25 @@ func TestDockerfiles(t *testing.T) {
 func TestDeployHealthcheckProgramIsBuilt(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(testenv.RepoRoot(t), "deploy", "healthcheck", "main.go")); err != nil {
 		t.Fatal("deploy/healthcheck is missing; the distroless images have no curl")
+	}
+}
+
+// TestComposeLoaderCatchesTypos: the parser refuses what docker compose
+// would, so the checks above stand on the real grammar.
+func TestComposeLoaderCatchesTypos(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"misspelt key":     "services:\n  a:\n    image: x\n    healtcheck:\n      test: [\"CMD\", \"true\"]\n",
+		"required missing": "services:\n  a:\n    image: x\n    environment:\n      S: ${NOT_SET_ANYWHERE:?set it}\n",
+	} {
+		f := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".yml")
+		if err := os.WriteFile(f, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := loader.LoadWithContext(context.Background(), types.ConfigDetails{WorkingDir: dir, ConfigFiles: []types.ConfigFile{{Filename: f}}, Environment: map[string]string{}},
+			func(o *loader.Options) { o.SetProjectName("typo", true) })
+		if err == nil {
+			t.Errorf("%s: loaded", name)
+		}
 	}
 }

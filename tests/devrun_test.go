@@ -3,6 +3,7 @@ package tests
 import (
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -19,8 +20,15 @@ import (
 func TestMakeRunAsANewUser(t *testing.T) {
 	gwBin, _ := testenv.Binaries(t)
 	site, backend, admin := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
+	devDir := t.TempDir()
+	// A previous run's logs: kept as *.log.1, not overwritten.
+	for _, f := range []string{"gateway.log", "backend.log"} {
+		if err := os.WriteFile(filepath.Join(devDir, f), []byte("the previous run\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	env := map[string]string{
-		"AZEN_DEV_DIR":      t.TempDir(),
+		"AZEN_DEV_DIR":      devDir,
 		"AZEN_BIN_DIR":      filepath.Dir(gwBin),
 		"AZEN_SITE_ADDRESS": fmt.Sprintf(":%d", site),
 		"AZEN_BACKEND_ADDR": fmt.Sprintf("127.0.0.1:%d", backend),
@@ -50,6 +58,34 @@ func TestMakeRunAsANewUser(t *testing.T) {
 		out, err := exec.Command("bash", "-c", c).CombinedOutput()
 		if err != nil || !strings.Contains(string(out), `"status":"success"`) {
 			t.Fatalf("pasted %q: %v\n%s", c, err, out)
+		}
+	}
+
+	// The printed keys line lists the development key, pasted from anywhere.
+	var keysLine string
+	for _, line := range strings.Split(p.Output(), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "keys:"); ok {
+			keysLine = strings.TrimSpace(v)
+		}
+	}
+	if !strings.HasPrefix(keysLine, "AZEN_DATABASE_URL=sqlite:"+devDir+"/azen.db ") || !strings.HasSuffix(keysLine, "/azen-gateway keys list") {
+		t.Fatalf("no exact keys list line printed:\n%s", p.Output())
+	}
+	listing := exec.Command("bash", "-c", keysLine)
+	listing.Dir = t.TempDir()
+	if out, err := listing.CombinedOutput(); err != nil || !strings.Contains(string(out), "make run") {
+		t.Fatalf("pasted %q: %v\n%s", keysLine, err, out)
+	}
+	if !strings.Contains(p.Output(), "AZEN_SITE_ADDRESS=:9080 AZEN_BACKEND_ADDR=127.0.0.1:9081 AZEN_ADMIN_ADDR=localhost:9019 make run") {
+		t.Errorf("make run does not say how to change its ports:\n%s", p.Output())
+	}
+	for _, f := range []string{"gateway.log", "backend.log"} {
+		prev, err := os.ReadFile(filepath.Join(devDir, f+".1"))
+		if err != nil || string(prev) != "the previous run\n" {
+			t.Errorf("the previous %s was not kept as %s.1: %q %v", f, f, prev, err)
+		}
+		if cur, _ := os.ReadFile(filepath.Join(devDir, f)); len(cur) == 0 || strings.Contains(string(cur), "the previous run") {
+			t.Errorf("%s is not this run's: %q", f, cur)
 		}
 	}
 
@@ -93,6 +129,45 @@ func TestMakeRunAsANewUser(t *testing.T) {
 				c.Close()
 			}
 			return err != nil
+		})
+	}
+}
+
+// TestMakeRunRefusesBusyPorts: with any of its three ports taken (here by
+// a plain listener; a second gateway would share it silently, since Caddy
+// binds with SO_REUSEPORT), make run starts nothing and says which port,
+// which variable, and how to choose others.
+func TestMakeRunRefusesBusyPorts(t *testing.T) {
+	gwBin, _ := testenv.Binaries(t)
+	script := filepath.Join(testenv.RepoRoot(t), "scripts", "dev-run.sh")
+	for _, busy := range []string{"AZEN_SITE_ADDRESS", "AZEN_BACKEND_ADDR", "AZEN_ADMIN_ADDR"} {
+		t.Run(busy, func(t *testing.T) {
+			ln := mustListen(t, "127.0.0.1:0")
+			defer ln.Close()
+			taken := ln.Addr().(*net.TCPAddr).Port
+			ports := map[string]int{"AZEN_SITE_ADDRESS": testenv.FreePort(t), "AZEN_BACKEND_ADDR": testenv.FreePort(t), "AZEN_ADMIN_ADDR": testenv.FreePort(t)}
+			ports[busy] = taken
+			devDir := t.TempDir()
+			cmd := exec.Command("bash", script)
+			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "AZEN_DEV_DIR=" + devDir, "AZEN_BIN_DIR=" + filepath.Dir(gwBin),
+				fmt.Sprintf("AZEN_SITE_ADDRESS=:%d", ports["AZEN_SITE_ADDRESS"]),
+				fmt.Sprintf("AZEN_BACKEND_ADDR=127.0.0.1:%d", ports["AZEN_BACKEND_ADDR"]),
+				fmt.Sprintf("AZEN_ADMIN_ADDR=127.0.0.1:%d", ports["AZEN_ADMIN_ADDR"])}
+			out, err := cmd.CombinedOutput()
+			if err == nil {
+				t.Fatalf("make run started with port %d taken:\n%s", taken, out)
+			}
+			for _, want := range []string{fmt.Sprintf("port %d (%s=", taken, busy), "already in use", "AZEN_SITE_ADDRESS=:9080 AZEN_BACKEND_ADDR=127.0.0.1:9081 AZEN_ADMIN_ADDR=localhost:9019 make run"} {
+				if !strings.Contains(string(out), want) {
+					t.Errorf("output does not say %q:\n%s", want, out)
+				}
+			}
+			if strings.Contains(string(out), "azen is running") {
+				t.Errorf("it started anyway:\n%s", out)
+			}
+			if _, err := os.Stat(filepath.Join(devDir, "gateway.log")); !os.IsNotExist(err) {
+				t.Errorf("a process was started (gateway.log exists): %v", err)
+			}
 		})
 	}
 }

@@ -57,7 +57,7 @@ func TestRateLimitAdaptValidateAndErrors(t *testing.T) {
 	// A malformed Redis URL fails at start without repeating it.
 	badURL := map[string]string{"AZEN_REDIS_URL": "http://user:hunter2-secret@host"}
 	_, errOut, err := testenv.TryCommand(t, badURL, "validate", "--config", good, "--adapter", "caddyfile")
-	if err == nil || !strings.Contains(errOut, "azen_ratelimit: redis") || strings.Contains(errOut, "hunter2") {
+	if err == nil || !strings.Contains(errOut, "AZEN_REDIS_URL must start with redis://") || strings.Contains(errOut, "hunter2") {
 		t.Errorf("bad Redis URL: err %v, output:\n%s", err, errOut)
 	}
 }

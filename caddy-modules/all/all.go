@@ -7,4 +7,5 @@ import (
 	_ "github.com/azen-sh/gateway/caddy-modules/azendrain"     // azen_drain listener wrapper
 	_ "github.com/azen-sh/gateway/caddy-modules/azenerror"     // azen_error, azen_request_id
 	_ "github.com/azen-sh/gateway/caddy-modules/azenratelimit" // azen_ratelimit
+	_ "github.com/azen-sh/gateway/caddy-modules/azenready"     // azen_ready (GET /readyz)
 )

@@ -17,6 +17,8 @@ import (
 
 	"github.com/azen-sh/gateway/internal/apikey"
 	"github.com/azen-sh/gateway/internal/ids"
+	"github.com/azen-sh/gateway/internal/logline"
+	"github.com/azen-sh/gateway/internal/redisconn"
 	"github.com/azen-sh/gateway/internal/sqldb"
 )
 
@@ -27,10 +29,11 @@ func init() {
 		Short: "Manages Azen API keys",
 		Long: `
 Manages the API keys azen_auth accepts, in the database named by
-AZEN_DATABASE_URL (default sqlite:azen.db). update, reroll, disable, enable
-and delete publish an invalidation on AZEN_REDIS_URL when it is set, so
-every gateway applies the change within a second. Durations take Go units
-and d for days (30d).
+AZEN_DATABASE_URL (default sqlite:azen.db). Only create may start a new
+database (it says so); the other commands refuse one that does not exist.
+update, reroll, disable, enable and delete publish an invalidation on
+AZEN_REDIS_URL when it is set, so every gateway applies the change within a
+second. Durations take Go units and d for days (30d). See docs/auth.md.
 
   keys create --org UUID --user ID [--name N] [--expires-in 720h] [--tier T]
               [--rate 120/m [--burst 20]] [--permissions p,q] [--quota N/month] [--json]
@@ -56,6 +59,18 @@ func buildKeysCommand(cmd *cobra.Command) {
 		stateCommand("disable", "Disables a key (it is refused with 403 until enabled)"),
 		stateCommand("enable", "Enables a disabled key"),
 		stateCommand("delete", "Deletes a key for good"))
+	// An error is one line (`Error: …`), whatever the driver's text; a
+	// Redis failure is in it, so go-redis's own log lines would only repeat it.
+	for _, sub := range cmd.Commands() {
+		run := sub.RunE
+		sub.RunE = func(c *cobra.Command, args []string) error {
+			redisconn.SetLogger(func(context.Context, string) {})
+			if err := run(c, args); err != nil {
+				return errors.New(logline.OneLine(err))
+			}
+			return nil
+		}
+	}
 }
 
 // keyJSON is a key as `keys create --json` and `keys list --json` print it.
@@ -105,14 +120,45 @@ func toJSON(k apikey.Key) keyJSON {
 	return j
 }
 
+// The keys commands and the database they may use.
+const (
+	openExisting = false // list, update, reroll, disable, enable, delete
+	mayCreate    = true  // create
+)
+
 // withCLIStore runs fn with the store of AZEN_DATABASE_URL, opened and
-// migrated, under the CLI's time limit.
-func withCLIStore(cmd *cobra.Command, fn func(ctx context.Context, st *apikey.Store) error) error {
+// migrated, under the CLI's time limit. Only `keys create` (create true)
+// may start a new database: every other command refuses one that does not
+// exist, so a wrong or unset AZEN_DATABASE_URL is not answered from a new,
+// empty one. Errors name the URL used, without its password.
+func withCLIStore(cmd *cobra.Command, create bool, fn func(ctx context.Context, st *apikey.Store) error) error {
 	ctx, cancel := context.WithTimeout(cmd.Context(), cliTimeout)
 	defer cancel()
-	raw := os.Getenv("AZEN_DATABASE_URL")
-	if strings.TrimSpace(raw) == "" {
+	raw := strings.TrimSpace(os.Getenv("AZEN_DATABASE_URL"))
+	if _, err := sqldb.Parse(raw); err != nil {
+		return fmt.Errorf("AZEN_DATABASE_URL: %w", err)
+	}
+	where := "AZEN_DATABASE_URL=" + sqldb.Describe(raw)
+	if raw == "" {
 		raw = sqldb.DefaultURL
+		where = "AZEN_DATABASE_URL is unset, so the default " + sqldb.Describe(raw) + " was used"
+	}
+	t, _ := sqldb.Parse(raw)
+	// PostgreSQL says itself that a database does not exist, on create too.
+	if !create || t.Kind == sqldb.SQLite {
+		err := sqldb.CheckExists(ctx, raw)
+		switch {
+		case errors.Is(err, sqldb.ErrNoDatabase) && create:
+			defer func() {
+				if sqldb.CheckExists(ctx, raw) == nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "Note: created a new database (%s)\n", where)
+				}
+			}()
+		case errors.Is(err, sqldb.ErrNoDatabase):
+			return fmt.Errorf("the database does not exist (%s): run the command with the AZEN_DATABASE_URL the gateway uses; only keys create makes a new database", where)
+		case err != nil:
+			return fmt.Errorf("key store (%s): %w", where, err)
+		}
 	}
 	db, err := sqldb.Open(raw)
 	if err != nil {
@@ -121,7 +167,10 @@ func withCLIStore(cmd *cobra.Command, fn func(ctx context.Context, st *apikey.St
 	defer db.Close()
 	st := apikey.NewStore(db)
 	if err := st.Migrate(ctx); err != nil {
-		return fmt.Errorf("key store (%s): %w", db.Kind, err)
+		if sqldb.IsNoDatabase(err) {
+			return fmt.Errorf("the database does not exist (%s): %w", where, err)
+		}
+		return fmt.Errorf("key store (%s): %w", where, err)
 	}
 	return fn(ctx, st)
 }
@@ -147,7 +196,7 @@ func createCommand() *cobra.Command {
 			if nk.Quota, err = apikey.ParseQuota(quota); err != nil {
 				return fmt.Errorf("--quota: %w", err)
 			}
-			return withCLIStore(cmd, func(ctx context.Context, st *apikey.Store) error {
+			return withCLIStore(cmd, mayCreate, func(ctx context.Context, st *apikey.Store) error {
 				k, plain, err := st.Create(ctx, nk, time.Now())
 				if err != nil {
 					return err
@@ -245,7 +294,7 @@ func listCommand() *cobra.Command {
 			if cmd.Flags().Changed("org") && !ids.Valid(org) {
 				return fmt.Errorf("--org %q is not a UUID", org)
 			}
-			return withCLIStore(cmd, func(ctx context.Context, st *apikey.Store) error {
+			return withCLIStore(cmd, openExisting, func(ctx context.Context, st *apikey.Store) error {
 				keys, err := st.List(ctx, org)
 				if err != nil {
 					return err
@@ -320,7 +369,7 @@ func stateCommand(verb, short string) *cobra.Command {
 			if err := checkRedisURL(); err != nil {
 				return err
 			}
-			return withCLIStore(cmd, func(ctx context.Context, st *apikey.Store) error {
+			return withCLIStore(cmd, openExisting, func(ctx context.Context, st *apikey.Store) error {
 				var err error
 				switch verb {
 				case "disable":

@@ -133,7 +133,7 @@ func updateCommand() *cobra.Command {
 			if err := checkRedisURL(); err != nil {
 				return err
 			}
-			return withCLIStore(cmd, func(ctx context.Context, st *apikey.Store) error {
+			return withCLIStore(cmd, openExisting, func(ctx context.Context, st *apikey.Store) error {
 				k, err := st.Update(ctx, "", id, p)
 				if errors.Is(err, apikey.ErrNotFound) {
 					return fmt.Errorf("no API key with id %s", id)
@@ -249,7 +249,7 @@ func rerollCommand() *cobra.Command {
 			if err := checkRedisURL(); err != nil {
 				return err
 			}
-			return withCLIStore(cmd, func(ctx context.Context, st *apikey.Store) error {
+			return withCLIStore(cmd, openExisting, func(ctx context.Context, st *apikey.Store) error {
 				now := time.Now()
 				k, plain, err := st.Reroll(ctx, "", id, g, now)
 				if errors.Is(err, apikey.ErrNotFound) {

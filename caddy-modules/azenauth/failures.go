@@ -63,6 +63,21 @@ func (l *failureLimiter) Blocked(client clientAddr, now time.Time) (bool, time.D
 	return false, 0
 }
 
+// BlockedCount is the number of clients that Blocked would refuse at now.
+// It walks the table (at most its 100 000 entries), so it is for metrics
+// scrapes, not for the request path.
+func (l *failureLimiter) BlockedCount(now time.Time) int {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	n := 0
+	for _, tat := range l.tat {
+		if tat.Sub(now) > l.tolerance {
+			n++
+		}
+	}
+	return n
+}
+
 // Fail records a failed attempt by client.
 func (l *failureLimiter) Fail(client clientAddr, now time.Time) {
 	l.mu.Lock()

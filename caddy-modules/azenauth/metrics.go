@@ -2,6 +2,7 @@ package azenauth
 
 import (
 	"errors"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -44,10 +45,14 @@ type authMetrics struct {
 type authCounters struct {
 	requests *prometheus.CounterVec
 	cache    *prometheus.CounterVec
+	gauges   prometheus.Collector // cache sizes and blocked addresses, read at scrape time
 }
 
-func newAuthCounters() authCounters {
+// newAuthCounters makes the runtime's collectors; its gauges read rt when
+// scraped.
+func newAuthCounters(rt *authRuntime) authCounters {
 	return authCounters{
+		gauges: runtimeGauges{rt},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "azen", Subsystem: "auth", Name: "requests_total",
 			Help: "Requests seen by azen_auth, by outcome.",
@@ -70,6 +75,12 @@ func newAuthMetrics(reg prometheus.Registerer, c authCounters) (*authMetrics, er
 	cache, err := registerOnce(reg, c.cache)
 	if err != nil {
 		return nil, err
+	}
+	if reg != nil {
+		var are prometheus.AlreadyRegisteredError
+		if err := reg.Register(c.gauges); err != nil && !errors.As(err, &are) {
+			return nil, err
+		}
 	}
 	m := &authMetrics{outcomes: make(map[string]prometheus.Counter, len(allOutcomes))}
 	for _, o := range allOutcomes {
@@ -100,3 +111,34 @@ func registerOnce(reg prometheus.Registerer, c *prometheus.CounterVec) (*prometh
 func (m *authMetrics) outcome(o string) { m.outcomes[o].Inc() }
 
 func (m *authMetrics) cacheResult(r cacheResult) { m.cache[r].Inc() }
+
+// runtimeGauges are the sizes operators watch: how full the credential
+// caches are (against cache_size) and how many client addresses the
+// failed-attempt limiter is refusing right now.
+type runtimeGauges struct{ rt *authRuntime }
+
+var (
+	cacheEntriesDesc = prometheus.NewDesc("azen_auth_cache_entries",
+		"Entries in the credential caches: cache keys or sessions, entry positive (found) or negative (unknown).",
+		[]string{"cache", "entry"}, nil)
+	blockedDesc = prometheus.NewDesc("azen_auth_blocked_addresses",
+		"Client addresses (IPv6: /64 networks) whose keyed requests and sign-ins get 429 now, past failed_attempts.",
+		nil, nil)
+)
+
+func (g runtimeGauges) Describe(ch chan<- *prometheus.Desc) {
+	ch <- cacheEntriesDesc
+	ch <- blockedDesc
+}
+
+func (g runtimeGauges) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range []struct {
+		name string
+		len  func() (int, int)
+	}{{"keys", g.rt.keys.Len}, {"sessions", g.rt.sessions.Len}} {
+		pos, neg := c.len()
+		ch <- prometheus.MustNewConstMetric(cacheEntriesDesc, prometheus.GaugeValue, float64(pos), c.name, "positive")
+		ch <- prometheus.MustNewConstMetric(cacheEntriesDesc, prometheus.GaugeValue, float64(neg), c.name, "negative")
+	}
+	ch <- prometheus.MustNewConstMetric(blockedDesc, prometheus.GaugeValue, float64(g.rt.failures.BlockedCount(time.Now())))
+}

@@ -83,8 +83,8 @@ func newRuntime(s runtimeSettings, logger *zap.Logger) (*authRuntime, error) {
 		meter:    usage.NewMeter(st),
 		logger:   logger,
 		touches:  make(chan touch, 1024),
-		counters: newAuthCounters(),
 	}
+	rt.counters = newAuthCounters(rt)
 	rt.keys = newCredentialCache(st.keyByHash, func(k apikey.Key) string { return k.ID }, s.cacheTTL, s.cacheSize)
 	rt.sessions = newCredentialCache(st.sessionByHash, func(s account.Session) string { return s.ID }, s.cacheTTL, s.cacheSize)
 	if s.redis != "" {

@@ -108,16 +108,11 @@ func Binaries(t testing.TB) (gateway, backend string) {
 		if buildErr != nil {
 			return
 		}
-		for _, b := range []struct{ out, pkg string }{
-			{"azen-gateway", "./gateway"},
-			{"azen-backend", "./backend"},
-		} {
-			cmd := exec.Command("go", "build", "-o", filepath.Join(buildDir, b.out), b.pkg)
-			cmd.Dir = root
-			if out, err := cmd.CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
-				return
-			}
+		// The way an operator builds them (the version and commit stamped in).
+		cmd := exec.Command("make", "--no-print-directory", "build", "BIN="+buildDir)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("make build: %v\n%s", err, out)
 		}
 	})
 	if buildErr != nil {

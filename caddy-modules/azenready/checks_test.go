@@ -1,0 +1,145 @@
+package azenready
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/azen-sh/gateway/internal/redisconn"
+	"github.com/azen-sh/gateway/internal/testenv"
+)
+
+type fakeStore struct{ err error }
+
+func (s fakeStore) CheckStore(context.Context) error { return s.err }
+
+type fakeUpstream bool
+
+func (u fakeUpstream) Healthy() bool { return bool(u) }
+
+func ups(h ...bool) []interface{ Healthy() bool } {
+	var out []interface{ Healthy() bool }
+	for _, v := range h {
+		out = append(out, fakeUpstream(v))
+	}
+	return out
+}
+
+func intp(n int) *int { return &n }
+
+// TestReadinessRules: one row per rule of what makes the gateway ready.
+// The stores and upstreams are stand-ins here; Redis is a real server that
+// the last rows stop (tests/ops_readyz_test.go runs it all for real).
+func TestReadinessRules(t *testing.T) {
+	r := testenv.StartRedis(t)
+	client, release, err := redisconn.Shared(r.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	redisUp := func(modes ...string) []*redisTarget {
+		return []*redisTarget{{url: r.URL(), modes: modes, client: client}}
+	}
+	ok := map[string]storeChecker{"sqlite:a.db": fakeStore{}}
+	for _, tc := range []struct {
+		name  string
+		deps  dependencies
+		stop  bool // Redis stopped before the check
+		want  report
+		cause bool // a problem is logged
+	}{
+		{name: "nothing configured is ready", want: report{Status: "ready", Checks: checks{
+			KeyStore: check{Status: "not configured"}, Redis: check{Status: "not configured"}, Upstreams: check{Status: "not configured"}}}},
+		{name: "store, Redis and one healthy upstream of two: ready",
+			deps: dependencies{stores: ok, redis: redisUp("local"), proxies: []proxy{{static: ups(true, false)}}},
+			want: report{Status: "ready", Checks: checks{KeyStore: check{Status: "ok"}, Redis: check{Status: "ok"},
+				Upstreams: check{Status: "ok", Healthy: intp(1), Total: intp(2)}}}, cause: false},
+		{name: "the key store down: unready",
+			deps: dependencies{stores: map[string]storeChecker{"sqlite:a.db": fakeStore{errors.New("unable to open")}}, proxies: []proxy{{static: ups(true)}}},
+			want: report{Status: "unready", Checks: checks{KeyStore: check{Status: "down"}, Redis: check{Status: "not configured"},
+				Upstreams: check{Status: "ok", Healthy: intp(1), Total: intp(1)}}}, cause: true},
+		{name: "no healthy upstream: unready",
+			deps: dependencies{stores: ok, proxies: []proxy{{static: ups(false, false)}}},
+			want: report{Status: "unready", Checks: checks{KeyStore: check{Status: "ok"}, Redis: check{Status: "not configured"},
+				Upstreams: check{Status: "down", Healthy: intp(0), Total: intp(2)}}}, cause: true},
+		{name: "every reverse_proxy needs one healthy upstream",
+			deps: dependencies{proxies: []proxy{{static: ups(true)}, {static: ups(false)}}},
+			want: report{Status: "unready", Checks: checks{KeyStore: check{Status: "not configured"}, Redis: check{Status: "not configured"},
+				Upstreams: check{Status: "down", Healthy: intp(1), Total: intp(2)}}}, cause: true},
+		{name: "dynamic upstreams are not checked",
+			deps: dependencies{stores: ok, proxies: []proxy{{dynamic: true}}},
+			want: report{Status: "ready", Checks: checks{KeyStore: check{Status: "ok"}, Redis: check{Status: "not configured"},
+				Upstreams: check{Status: "not checked", Dynamic: true}}}},
+		{name: "Redis down with the local fallback: degraded, still ready",
+			deps: dependencies{stores: ok, redis: redisUp("local"), proxies: []proxy{{static: ups(true)}}}, stop: true,
+			want: report{Status: "ready", Checks: checks{KeyStore: check{Status: "ok"}, Redis: check{Status: "degraded", Mode: "local"},
+				Upstreams: check{Status: "ok", Healthy: intp(1), Total: intp(1)}}}, cause: true},
+		{name: "Redis down with on_redis_error deny: every limited request fails, unready",
+			deps: dependencies{stores: ok, redis: redisUp("allow", "deny"), proxies: []proxy{{static: ups(true)}}}, stop: true,
+			want: report{Status: "unready", Checks: checks{KeyStore: check{Status: "ok"}, Redis: check{Status: "degraded", Mode: "allow,deny"},
+				Upstreams: check{Status: "ok", Healthy: intp(1), Total: intp(1)}}}, cause: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.stop {
+				r.Stop()
+				defer r.Start()
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			got, problems := tc.deps.check(ctx)
+			g, _ := json.Marshal(got)
+			w, _ := json.Marshal(tc.want)
+			if string(g) != string(w) {
+				t.Errorf("got  %s\nwant %s", g, w)
+			}
+			if (len(problems) > 0) != tc.cause {
+				t.Errorf("problems %q, want some: %v", problems, tc.cause)
+			}
+		})
+	}
+}
+
+// TestServeHTTP: 200 or 503 with the JSON report, the body left out for
+// HEAD, and one round of checks reused for a second.
+func TestServeHTTP(t *testing.T) {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	calls := 0
+	h := &Handler{}
+	if err := h.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.logger = zap.NewNop()
+	h.st.deps = &dependencies{stores: map[string]storeChecker{"x": countingStore{&calls}}, proxies: []proxy{{static: ups(false)}}}
+	for _, method := range []string{"GET", "HEAD", "GET"} {
+		w := httptest.NewRecorder()
+		if err := h.ServeHTTP(w, httptest.NewRequest(method, "/readyz", nil), nil); err != nil {
+			t.Fatal(err)
+		}
+		if w.Code != http.StatusServiceUnavailable || w.Header().Get("Content-Type") != "application/json" {
+			t.Fatalf("%s: %d %q", method, w.Code, w.Header().Get("Content-Type"))
+		}
+		var rep report
+		if method == "HEAD" {
+			if w.Body.Len() != 0 {
+				t.Errorf("HEAD has a body: %q", w.Body)
+			}
+		} else if err := json.Unmarshal(w.Body.Bytes(), &rep); err != nil || rep.Status != "unready" || rep.Checks.Upstreams.Status != "down" {
+			t.Errorf("GET: %v %s", err, w.Body)
+		}
+	}
+	if calls != 1 {
+		t.Errorf("%d rounds of checks for three probes within a second, want 1", calls)
+	}
+}
+
+type countingStore struct{ n *int }
+
+func (s countingStore) CheckStore(context.Context) error { *s.n++; return nil }
