@@ -24,6 +24,14 @@ func TestRateLimitRedisDownLocalThenRecovers(t *testing.T) {
 	if got := fire(t, gws[:1], uniqueKey(t), 12, 3); got[200] != 10 {
 		t.Fatalf("with Redis up: %v, want 10 admitted", got)
 	}
+	// The gauges operators look for (issue 13): the breaker is closed, and
+	// this gateway sees both.
+	if v := metricValue(t, a, `azen_ratelimit_breaker_open`); v != 0 {
+		t.Errorf("breaker_open = %v with Redis up, want 0", v)
+	}
+	if v := metricValue(t, a, `azen_ratelimit_gateways_alive`); v != 2 {
+		t.Errorf("gateways_alive = %v, want 2", v)
+	}
 
 	rs.Stop()
 	key := uniqueKey(t)
@@ -51,6 +59,9 @@ func TestRateLimitRedisDownLocalThenRecovers(t *testing.T) {
 	fire(t, gws[:1], uniqueKey(t), 100, 4)
 	if d := metricValue(t, a, `azen_ratelimit_redis_errors_total`) - errorsBefore; d > 10 {
 		t.Errorf("%v Redis calls failed for 100 requests: the breaker did not open", d)
+	}
+	if v := metricValue(t, a, `azen_ratelimit_breaker_open`); v != 1 {
+		t.Errorf("breaker_open = %v with Redis down, want 1", v)
 	}
 
 	rs.Start()

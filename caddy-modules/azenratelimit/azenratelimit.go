@@ -351,6 +351,12 @@ func countDecision(res limiter.Result) {
 	}
 }
 
+// BreakerOpen reports whether this handler's limiter keeps calls off Redis
+// now (so decides per on_redis_error); false without Redis. For /readyz.
+func (h *Handler) BreakerOpen() bool {
+	return h.state != nil && h.state.redis != nil && h.state.limiter.BreakerOpen()
+}
+
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)

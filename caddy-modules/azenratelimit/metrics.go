@@ -28,6 +28,39 @@ var (
 		Name:      "quota_exceeded_total",
 		Help:      "Requests refused because the key's quota for the period is spent (also counted in decisions_total as limited).",
 	})
+	// The gauges are read at scrape time from every limiter state in the
+	// process (one per Redis URL); no label names the URL, which may hold a
+	// password.
+	breakerOpen = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "azen",
+		Subsystem: "ratelimit",
+		Name:      "breaker_open",
+		Help:      "Limiters whose Redis circuit breaker is open (limits decided on this gateway alone, per on_redis_error); 0 when Redis answers.",
+	}, func() float64 {
+		n := 0
+		states.Range(func(_, v any) bool {
+			if s := v.(*state); s.redis != nil && s.limiter.BreakerOpen() {
+				n++
+			}
+			return true
+		})
+		return float64(n)
+	})
+	gatewaysAlive = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "azen",
+		Subsystem: "ratelimit",
+		Name:      "gateways_alive",
+		Help:      "Gateways last seen alive in Redis by this one's heartbeat (what local mode divides a policy by); 0 without Redis.",
+	}, func() float64 {
+		n := 0
+		states.Range(func(_, v any) bool {
+			if s := v.(*state); s.gateways != nil {
+				n = max(n, s.gateways.Count())
+			}
+			return true
+		})
+		return float64(n)
+	})
 	redisErrorsTotal = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "azen",
 		Subsystem: "ratelimit",
@@ -55,7 +88,7 @@ func registerMetrics(reg prometheus.Registerer) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{decisionsTotal, redisSeconds, redisErrorsTotal, quotaExceededTotal} {
+	for _, c := range []prometheus.Collector{decisionsTotal, redisSeconds, redisErrorsTotal, quotaExceededTotal, breakerOpen, gatewaysAlive} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {

@@ -71,11 +71,16 @@ type proxy struct {
 // redisTarget is one Redis URL the config uses, and what the limiters on
 // it do without it.
 type redisTarget struct {
-	url     string
-	modes   []string // on_redis_error of the azen_ratelimit handlers on this URL
-	client  redis.UniversalClient
-	release func()
+	url      string
+	modes    []string // on_redis_error of the azen_ratelimit handlers on this URL
+	limiters []breaker
+	client   redis.UniversalClient
+	release  func()
 }
+
+// breaker is an azen_ratelimit handler, asked whether its circuit breaker
+// keeps its calls off Redis.
+type breaker interface{ BreakerOpen() bool }
 
 // dependencies are what the config's handlers rely on.
 type dependencies struct {
@@ -99,9 +104,9 @@ func (d *dependencies) walk(routes caddyhttp.RouteList) {
 				d.stores[expand(h.Database, sqldb.DefaultURL)] = h
 				d.addRedis(expand(h.Redis, ""), "")
 			case *azenratelimit.Handler:
-				// TODO(lead): after the token-lease branch, report the
-				// limiter's own circuit-breaker state here instead of a PING.
-				d.addRedis(expand(h.Redis, ""), h.OnRedisError)
+				if t := d.addRedis(expand(h.Redis, ""), h.OnRedisError); t != nil {
+					t.limiters = append(t.limiters, h)
+				}
 			case *reverseproxy.Handler:
 				p := proxy{dynamic: h.DynamicUpstreams != nil}
 				for _, u := range h.Upstreams {
@@ -122,9 +127,9 @@ func expand(raw, empty string) string {
 	return v
 }
 
-func (d *dependencies) addRedis(url, mode string) {
+func (d *dependencies) addRedis(url, mode string) *redisTarget {
 	if url == "" {
-		return
+		return nil
 	}
 	i := slices.IndexFunc(d.redis, func(t *redisTarget) bool { return t.url == url })
 	if i < 0 {
@@ -135,6 +140,7 @@ func (d *dependencies) addRedis(url, mode string) {
 		d.redis[i].modes = append(d.redis[i].modes, mode)
 		slices.Sort(d.redis[i].modes)
 	}
+	return d.redis[i]
 }
 
 // connect takes the process's shared client of each Redis URL (the one the
@@ -189,6 +195,12 @@ func (d *dependencies) check(ctx context.Context) (report, []string) {
 			err := errors.New("no client")
 			if t.client != nil {
 				err = t.client.Ping(ctx).Err()
+			}
+			// Redis may answer a PING while the limiter still decides
+			// alone: its breaker opens on failed calls and closes on the
+			// next good one.
+			if err == nil && slices.ContainsFunc(t.limiters, breaker.BreakerOpen) {
+				err = errors.New("the rate limiter's circuit breaker is open: limits are decided on each gateway alone")
 			}
 			if err != nil {
 				note("redis: %v", err)

@@ -77,6 +77,11 @@ func TestReadinessRules(t *testing.T) {
 			deps: dependencies{stores: ok, proxies: []proxy{{dynamic: true}}},
 			want: report{Status: "ready", Checks: checks{KeyStore: check{Status: "ok"}, Redis: check{Status: "not configured"},
 				Upstreams: check{Status: "not checked", Dynamic: true}}}},
+		{name: "Redis answers but the limiter's breaker is still open: degraded",
+			deps: dependencies{stores: ok, redis: []*redisTarget{{url: r.URL(), modes: []string{"local"}, client: client,
+				limiters: []breaker{openBreaker(false), openBreaker(true)}}}, proxies: []proxy{{static: ups(true)}}},
+			want: report{Status: "ready", Checks: checks{KeyStore: check{Status: "ok"}, Redis: check{Status: "degraded", Mode: "local"},
+				Upstreams: check{Status: "ok", Healthy: intp(1), Total: intp(1)}}}, cause: true},
 		{name: "Redis down with the local fallback: degraded, still ready",
 			deps: dependencies{stores: ok, redis: redisUp("local"), proxies: []proxy{{static: ups(true)}}}, stop: true,
 			want: report{Status: "ready", Checks: checks{KeyStore: check{Status: "ok"}, Redis: check{Status: "degraded", Mode: "local"},
@@ -143,3 +148,8 @@ func TestServeHTTP(t *testing.T) {
 type countingStore struct{ n *int }
 
 func (s countingStore) CheckStore(context.Context) error { *s.n++; return nil }
+
+// openBreaker is an azen_ratelimit handler's breaker state.
+type openBreaker bool
+
+func (b openBreaker) BreakerOpen() bool { return bool(b) }
