@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
@@ -28,6 +29,7 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) (string, error)
 		return contract.EmptyBodySHA256, nil
 	}
 	if r.ContentLength > max {
+		linger(w, r, max)
 		return "", bodyError(w, r, fmt.Sprintf("Request body must not exceed %s.", sizeText(max)), nil)
 	}
 	var buf bytes.Buffer
@@ -43,6 +45,7 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) (string, error)
 		return "", bodyError(w, r, "Request body could not be read: the upload was malformed or broke off.", err)
 	}
 	if int64(buf.Len()) > max {
+		linger(w, r, max)
 		return "", bodyError(w, r, fmt.Sprintf("Request body must not exceed %s.", sizeText(max)), nil)
 	}
 	body := buf.Bytes()
@@ -59,6 +62,27 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) (string, error)
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	return contract.BodySHA256(body), nil
+}
+
+// Lingering on a body that is too large: the client is usually still
+// sending it, and closing a connection with unread data makes the kernel
+// reset it, which can destroy the answer before the client reads it. So the
+// gateway reads and discards a bounded amount more (RFC 9112 §9.6's
+// lingering close) before it answers and closes.
+const (
+	lingerFactor = 4               // up to 4 × max_body more bytes
+	lingerTime   = 2 * time.Second // for at most this long
+)
+
+// linger discards what the client is still sending of a body that is too
+// large, within the bounds above.
+func linger(w http.ResponseWriter, r *http.Request, max int64) {
+	rc := http.NewResponseController(w)
+	if err := rc.SetReadDeadline(time.Now().Add(lingerTime)); err != nil {
+		return // cannot bound it in time: do not read at all
+	}
+	_, _ = io.CopyN(io.Discard, r.Body, lingerFactor*max)
+	_ = rc.SetReadDeadline(time.Time{})
 }
 
 // bodyError is the 400 for a body that was refused. The rest of such a body
