@@ -133,7 +133,7 @@ func (s *server) api(h apiHandler) http.Handler {
 		if id.OrganizationID == "" {
 			// A session that has not chosen an organization yet; the
 			// gateway answers this itself, so only a misconfigured one gets here.
-			contract.WriteError(w, contract.NewError(http.StatusForbidden, "No active organization"))
+			contract.WriteError(w, contract.NewError(http.StatusForbidden, contract.MessageNoOrganization))
 			return
 		}
 		// A database that hangs must not hang the client: the request gets

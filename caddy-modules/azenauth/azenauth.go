@@ -9,6 +9,7 @@
 package azenauth
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -132,40 +133,19 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.signer = signer
 
-	ttl := time.Duration(h.CacheTTL)
-	if ttl == 0 {
-		ttl = DefaultCacheTTL
+	if err := h.checkRanges(); err != nil {
+		return err
 	}
-	if ttl < 0 {
-		return fmt.Errorf("azen_auth: cache_ttl must be positive, got %s", ttl)
-	}
-	size := h.CacheSize
-	if size == 0 {
-		size = DefaultCacheSize
-	}
-	if size < 1 {
-		return fmt.Errorf("azen_auth: cache_size must be at least 1, got %d", size)
-	}
+	ttl := cmp.Or(time.Duration(h.CacheTTL), DefaultCacheTTL)
+	size := cmp.Or(h.CacheSize, DefaultCacheSize)
+	h.maxBody = cmp.Or(h.MaxBody, DefaultMaxBody)
+	flush := cmp.Or(time.Duration(h.UsageFlush), DefaultUsageFlush)
 	if failed == "" {
 		failed = DefaultFailedAttempts
 	}
 	rate, err := ratespec.ParseRate(failed)
 	if err != nil {
 		return fmt.Errorf("azen_auth: failed_attempts: %w", err)
-	}
-	h.maxBody = h.MaxBody
-	if h.maxBody == 0 {
-		h.maxBody = DefaultMaxBody
-	}
-	if h.maxBody < 1 {
-		return fmt.Errorf("azen_auth: max_body must be positive, got %d", h.maxBody)
-	}
-	flush := time.Duration(h.UsageFlush)
-	if flush == 0 {
-		flush = DefaultUsageFlush
-	}
-	if flush <= 0 || flush > DefaultUsageFlush {
-		return fmt.Errorf("azen_auth: usage_flush must be from 1ms to 10s, got %s", flush)
 	}
 
 	h.rt, h.release, err = loadRuntime(runtimeSettings{
@@ -179,6 +159,26 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("azen_auth: metrics: %w", err)
 	}
 	go h.warmUp(ctx)
+	return nil
+}
+
+// maxMaxBody is the largest max_body: a body is held in memory whole.
+const maxMaxBody = 1 << 30
+
+// checkRanges is the one check of the numeric settings, for Caddyfile and
+// JSON configs alike (the Caddyfile parser runs it to name the line). Zero
+// means the default.
+func (h *Handler) checkRanges() error {
+	switch {
+	case h.CacheTTL < 0:
+		return fmt.Errorf("azen_auth: cache_ttl must be positive, got %s", time.Duration(h.CacheTTL))
+	case h.CacheSize < 0:
+		return fmt.Errorf("azen_auth: cache_size must be a whole number of at least 1, got %d", h.CacheSize)
+	case h.MaxBody < 0 || h.MaxBody > maxMaxBody:
+		return fmt.Errorf("azen_auth: max_body must be a size from 1B to 1GiB such as 1MiB, got %d bytes", h.MaxBody)
+	case h.UsageFlush < 0 || time.Duration(h.UsageFlush) > DefaultUsageFlush:
+		return fmt.Errorf("azen_auth: usage_flush must be a duration from 1ms to 10s, got %s", time.Duration(h.UsageFlush))
+	}
 	return nil
 }
 
@@ -239,8 +239,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		client := clientKey(clientIP(r))
 		if blocked, wait := h.rt.failures.Blocked(client, now); blocked {
 			h.metrics.outcome(outcomeThrottled)
-			secs := retryAfterSeconds(wait)
-			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			secs := contract.RetryAfterSeconds(wait)
+			w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 			return caddyhttp.Error(http.StatusTooManyRequests, contract.Public(fmt.Sprintf(
 				"Too many failed sign-in attempts from your address. Retry in %d s.", secs)))
 		}

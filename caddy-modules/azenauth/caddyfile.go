@@ -92,13 +92,13 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.CacheSize = n
 		case "max_body":
 			n, err := humanize.ParseBytes(val)
-			if err != nil || n < 1 || n > 1<<30 {
+			if err != nil || n < 1 {
 				return d.Errf("azen_auth: max_body must be a size from 1B to 1GiB such as 1MiB, got %q", val)
 			}
 			h.MaxBody = int64(n)
 		case "usage_flush":
 			dur, err := caddy.ParseDuration(val)
-			if err != nil || dur <= 0 || dur > DefaultUsageFlush {
+			if err != nil || dur <= 0 {
 				return d.Errf("azen_auth: usage_flush must be a duration from 1ms to 10s, got %q", val)
 			}
 			h.UsageFlush = caddy.Duration(dur)
@@ -110,6 +110,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.FailedAttempts = val
 		}
+	}
+	if err := h.checkRanges(); err != nil {
+		return d.Err(err.Error())
 	}
 	return nil
 }

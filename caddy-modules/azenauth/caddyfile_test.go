@@ -48,6 +48,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			want: Handler{MaxBody: 512 << 10, UsageFlush: caddy.Duration(2 * time.Second)}},
 		{name: "bad max_body", input: "azen_auth {\n max_body lots\n}", wantErr: "max_body must be a size"},
 		{name: "zero max_body", input: "azen_auth {\n max_body 0\n}", wantErr: "max_body must be a size"},
+		{name: "max_body over 1GiB", input: "azen_auth {\n max_body 2GiB\n}", wantErr: "max_body must be a size from 1B to 1GiB"},
 		{name: "usage_flush over 10s", input: "azen_auth {\n usage_flush 1m\n}", wantErr: "usage_flush must be a duration from 1ms to 10s"},
 		{name: "bad duration", input: "azen_auth {\n cache_ttl soon\n}", wantErr: "not a duration"},
 		{name: "zero duration", input: "azen_auth {\n cache_ttl 0s\n}", wantErr: "must be positive"},

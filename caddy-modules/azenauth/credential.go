@@ -20,7 +20,7 @@ import (
 
 // Client-facing messages, one per cause (contract §4, §9).
 const (
-	msgMissing       = "Missing API key: send it in the azen-api-key header."
+	msgMissing       = contract.MessageMissingKey
 	msgBlank         = "Empty API key: the azen-api-key header is blank."
 	msgSeveral       = "Malformed API key: send exactly one azen-api-key header."
 	msgMalformed     = "Malformed API key: it is not an Azen key or was mistyped."
@@ -28,9 +28,9 @@ const (
 	msgDisabled      = "API key is disabled."
 	msgExpired       = "API key has expired."
 	msgIncomplete    = "API key is not bound to an organization and a user."
-	msgNoSession     = "No active session"
-	msgNoOrg         = "No active organization"
-	msgKeyNotAllowed = "No active session: this route takes a console session, not an API key."
+	msgNoSession     = contract.MessageNoSession
+	msgNoOrg         = contract.MessageNoOrganization
+	msgKeyNotAllowed = contract.MessageNoSession + ": this route takes a console session, not an API key."
 )
 
 // checkKey runs the §4 checks on the azen-api-key header, in order.
@@ -48,8 +48,8 @@ func (h *Handler) checkKey(w http.ResponseWriter, r *http.Request, now time.Time
 	client := clientKey(clientIP(r))
 	if blocked, wait := h.rt.failures.Blocked(client, now); blocked {
 		h.metrics.outcome(outcomeThrottled)
-		secs := retryAfterSeconds(wait)
-		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		secs := contract.RetryAfterSeconds(wait)
+		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 		return nil, caddyhttp.Error(http.StatusTooManyRequests, contract.Public(fmt.Sprintf(
 			"Too many failed API key attempts from your address. Retry in %d s.", secs)))
 	}
@@ -167,9 +167,4 @@ func clientIP(r *http.Request) string {
 		host = host[:i]
 	}
 	return strings.Trim(host, "[]")
-}
-
-// retryAfterSeconds rounds up to whole seconds, at least 1.
-func retryAfterSeconds(d time.Duration) int {
-	return max(1, int((d+time.Second-1)/time.Second))
 }

@@ -57,11 +57,3 @@ func TestFailureLimiterIsBounded(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
-
-func TestRetryAfterRoundsUp(t *testing.T) {
-	for d, want := range map[time.Duration]int{0: 1, time.Millisecond: 1, time.Second: 1, 1001 * time.Millisecond: 2, 20 * time.Second: 20} {
-		if got := retryAfterSeconds(d); got != want {
-			t.Errorf("%s: %d, want %d", d, got, want)
-		}
-	}
-}

@@ -1,10 +1,11 @@
 package azenauth
 
 import (
-	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/azen-sh/gateway/internal/promreg"
 )
 
 // Outcomes of azen_auth_requests_total.
@@ -68,19 +69,16 @@ func newAuthCounters(rt *authRuntime) authCounters {
 // registry, and several azen_auth handlers share one: when the counters are
 // already registered the existing ones are used.
 func newAuthMetrics(reg prometheus.Registerer, c authCounters) (*authMetrics, error) {
-	requests, err := registerOnce(reg, c.requests)
+	requests, err := promreg.Register(reg, c.requests)
 	if err != nil {
 		return nil, err
 	}
-	cache, err := registerOnce(reg, c.cache)
+	cache, err := promreg.Register(reg, c.cache)
 	if err != nil {
 		return nil, err
 	}
-	if reg != nil {
-		var are prometheus.AlreadyRegisteredError
-		if err := reg.Register(c.gauges); err != nil && !errors.As(err, &are) {
-			return nil, err
-		}
+	if err := promreg.RegisterAll(reg, c.gauges); err != nil {
+		return nil, err
 	}
 	m := &authMetrics{outcomes: make(map[string]prometheus.Counter, len(allOutcomes))}
 	for _, o := range allOutcomes {
@@ -90,22 +88,6 @@ func newAuthMetrics(reg prometheus.Registerer, c authCounters) (*authMetrics, er
 		m.cache[r] = cache.WithLabelValues(r.String())
 	}
 	return m, nil
-}
-
-func registerOnce(reg prometheus.Registerer, c *prometheus.CounterVec) (*prometheus.CounterVec, error) {
-	if reg == nil {
-		return c, nil
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
-				return existing, nil
-			}
-		}
-		return nil, err
-	}
-	return c, nil
 }
 
 func (m *authMetrics) outcome(o string) { m.outcomes[o].Inc() }

@@ -203,6 +203,9 @@ func (h *Handler) Validate() error {
 	if h.Timeout <= 0 {
 		return fmt.Errorf("azen_ratelimit: timeout must be positive")
 	}
+	if time.Duration(h.Timeout) > time.Minute {
+		return fmt.Errorf("azen_ratelimit: timeout %s is too long for a per-request call; use at most 1m", time.Duration(h.Timeout))
+	}
 	if h.MinGateways < 0 || h.MinGateways > maxMinGateways {
 		return fmt.Errorf("azen_ratelimit: min_gateways must be between 1 and %d, got %d", maxMinGateways, h.MinGateways)
 	}

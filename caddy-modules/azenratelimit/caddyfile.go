@@ -3,7 +3,6 @@ package azenratelimit
 import (
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -45,9 +44,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 		switch sub {
 		case "redis", "key", "on_redis_error":
-			v, err := oneArg(d)
-			if err != nil {
-				return err
+			var v string
+			if !d.AllArgs(&v) {
+				return d.Errf("%s takes exactly one value", sub)
 			}
 			switch sub {
 			case "redis":
@@ -55,24 +54,21 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			case "key":
 				h.Key = v
 			case "on_redis_error":
-				if v != "local" && v != "allow" && v != "deny" {
-					return d.Errf("on_redis_error must be local, allow or deny, got %q", v)
-				}
 				h.OnRedisError = v
 			}
 		case "rate":
-			v, err := oneArg(d)
-			if err != nil {
-				return err
+			var v string
+			if !d.AllArgs(&v) {
+				return d.Errf("%s takes exactly one value", sub)
 			}
 			if _, err := ratespec.ParseRate(v); err != nil {
 				return d.Errf("%v", err)
 			}
 			h.Rate = v
 		case "burst", "cost", "min_gateways":
-			v, err := oneArg(d)
-			if err != nil {
-				return err
+			var v string
+			if !d.AllArgs(&v) {
+				return d.Errf("%s takes exactly one value", sub)
 			}
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 {
@@ -84,22 +80,16 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			case "cost":
 				h.Cost = n
 			default:
-				if n > maxMinGateways {
-					return d.Errf("min_gateways must be at most %d, got %d", maxMinGateways, n)
-				}
 				h.MinGateways = n
 			}
 		case "timeout":
-			v, err := oneArg(d)
-			if err != nil {
-				return err
+			var v string
+			if !d.AllArgs(&v) {
+				return d.Errf("%s takes exactly one value", sub)
 			}
 			dur, err := caddy.ParseDuration(v)
 			if err != nil || dur <= 0 {
 				return d.Errf("timeout must be a positive duration such as 50ms, got %q", v)
-			}
-			if dur > time.Minute {
-				return d.Errf("timeout %s is too long for a per-request call; use at most 1m", dur)
 			}
 			h.Timeout = caddy.Duration(dur)
 		case "tier":
@@ -126,57 +116,13 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return d.Errf("unknown subdirective %q (want redis, key, rate, burst, tier, cost, timeout, on_redis_error or min_gateways)", sub)
 		}
 	}
-	if err := h.checkCost(d); err != nil {
-		return err
-	}
-	// The rest (rates too fine to apply exactly) is checked as at provision.
+	// Every rule on the values (cost against the bursts, rates too fine to
+	// apply exactly, ranges) is Validate's, run as at provision.
 	probe := *h
-	probe.Tiers = h.Tiers
 	if err := probe.applyDefaults(); err != nil {
 		return d.Err(err.Error())
 	}
 	return nil
-}
-
-// checkCost refuses a cost no request could ever pay, naming the policy.
-func (h *Handler) checkCost(d *caddyfile.Dispenser) error {
-	cost := max(1, h.Cost)
-	rate := h.Rate
-	if rate == "" {
-		rate = DefaultRate
-	}
-	r, _ := ratespec.ParseRate(rate)
-	burst := h.Burst
-	if burst == 0 {
-		burst = r.Count
-	}
-	if cost > burst {
-		return d.Errf("cost %d is above the burst %d: no request could ever pass", cost, burst)
-	}
-	for name, text := range h.Tiers {
-		p, _ := ratespec.ParsePolicy(text)
-		b := p.Burst
-		if b == 0 {
-			b = p.Count
-		}
-		if cost > b {
-			return d.Errf("cost %d is above tier %s's burst %d: no request could ever pass", cost, name, b)
-		}
-	}
-	return nil
-}
-
-// oneArg reads exactly one argument for the current subdirective.
-func oneArg(d *caddyfile.Dispenser) (string, error) {
-	sub := d.Val()
-	if !d.NextArg() {
-		return "", d.Errf("%s needs a value", sub)
-	}
-	v := d.Val()
-	if d.NextArg() {
-		return "", d.Errf("%s takes one value, got extra %q", sub, d.Val())
-	}
-	return v, nil
 }
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {

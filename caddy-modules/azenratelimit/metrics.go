@@ -1,9 +1,9 @@
 package azenratelimit
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/azen-sh/gateway/internal/promreg"
 )
 
 // The collectors live for the whole process, so counters keep counting
@@ -85,16 +85,5 @@ var (
 // registerMetrics adds the collectors to a config's registry; a second
 // handler in the same config finds them there already.
 func registerMetrics(reg prometheus.Registerer) error {
-	if reg == nil {
-		return nil
-	}
-	for _, c := range []prometheus.Collector{decisionsTotal, redisSeconds, redisErrorsTotal, quotaExceededTotal, breakerOpen, gatewaysAlive} {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return err
-			}
-		}
-	}
-	return nil
+	return promreg.RegisterAll(reg, decisionsTotal, redisSeconds, redisErrorsTotal, quotaExceededTotal, breakerOpen, gatewaysAlive)
 }

@@ -3,6 +3,8 @@ package console
 import (
 	"net/http"
 	"strings"
+
+	"github.com/azen-sh/gateway/internal/contract"
 )
 
 // Error is a refusal the caller can act on: an HTTP status of the
@@ -35,8 +37,8 @@ func (e *Error) Problem(field string) string {
 
 // Refusals with one fixed message (contract §9).
 var (
-	ErrNoSession      = &Error{Code: http.StatusUnauthorized, Message: "No active session"}
-	ErrNoOrganization = &Error{Code: http.StatusForbidden, Message: "No active organization"}
+	ErrNoSession      = &Error{Code: http.StatusUnauthorized, Message: contract.MessageNoSession}
+	ErrNoOrganization = &Error{Code: http.StatusForbidden, Message: contract.MessageNoOrganization}
 	ErrInvalidLogin   = &Error{Code: http.StatusUnauthorized, Message: "Invalid email or password"}
 	ErrKeyNotFound    = &Error{Code: http.StatusNotFound, Message: "API key not found"}
 	ErrNotMember      = &Error{Code: http.StatusForbidden, Message: "You are not a member of that organization"}

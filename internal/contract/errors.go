@@ -26,6 +26,14 @@ const (
 	MessageUnavailable = "Service temporarily unavailable"
 )
 
+// Messages of the credential checks (contract §4, §9) that more than one
+// side sends: the gateway at the edge, the backend and the console behind it.
+const (
+	MessageMissingKey     = "Missing API key: send it in the azen-api-key header."
+	MessageNoSession      = "No active session"
+	MessageNoOrganization = "No active organization"
+)
+
 // Error is the body of every error response: exactly these three fields.
 type Error struct {
 	Status  string `json:"status"`
@@ -98,7 +106,7 @@ func DefaultMessage(code int) string {
 	case http.StatusBadRequest:
 		return "Invalid request."
 	case http.StatusUnauthorized:
-		return "Missing API key: send it in the azen-api-key header."
+		return MessageMissingKey
 	case http.StatusForbidden:
 		return "Forbidden."
 	case http.StatusNotFound:

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/azen-sh/gateway/internal/contract"
 )
 
 // Canonical header names, set directly to skip canonicalisation per request.
@@ -30,7 +32,7 @@ const (
 //	Retry-After:           whole seconds, at least 1 (refused requests only)
 func SetHeaders(h http.Header, p Policy, d Decision) {
 	remaining := strconv.Itoa(max(0, d.Remaining))
-	reset := strconv.FormatInt(ceilSecondsOrZero(d.ResetAfter), 10)
+	reset := strconv.FormatInt(contract.CeilSeconds(d.ResetAfter), 10)
 	policyField, limit := p.policyField, p.limitText
 	if policyField == "" {
 		policyField, limit = p.makePolicyField(), strconv.Itoa(p.Rate.Count)
@@ -55,7 +57,7 @@ func SetHeaders(h http.Header, p Policy, d Decision) {
 // up to whole seconds and at least 1, so a client that waits it is never
 // early.
 func RetryAfterSeconds(d Decision) int64 {
-	return ceilSeconds(d.RetryAfter)
+	return contract.RetryAfterSeconds(d.RetryAfter)
 }
 
 // RefusalMessage is the client-facing 429 message, naming the limit:
@@ -98,13 +100,13 @@ func SetQuotaHeaders(h http.Header, q QuotaStatus) {
 	// The slices are SetHeaders' own: their one element is replaced.
 	policy[0] += item
 	limit[0] += `, "` + QuotaPolicyName + `";r=` + strconv.FormatInt(max(0, q.Remaining), 10) +
-		";t=" + strconv.FormatInt(ceilSecondsOrZero(q.ResetAfter), 10)
+		";t=" + strconv.FormatInt(contract.CeilSeconds(q.ResetAfter), 10)
 }
 
 // quotaPolicyItem is the quota's item of RateLimit-Policy, with the comma
 // that separates it from the rate limit's.
 func quotaPolicyItem(limit int64, window time.Duration) string {
-	return `, "` + QuotaPolicyName + `";q=` + strconv.FormatInt(limit, 10) + ";w=" + strconv.FormatInt(ceilSeconds(window), 10)
+	return `, "` + QuotaPolicyName + `";q=` + strconv.FormatInt(limit, 10) + ";w=" + strconv.FormatInt(contract.RetryAfterSeconds(window), 10)
 }
 
 // QuotaRefusalMessage is the client-facing 429 message for a spent quota:
@@ -121,7 +123,7 @@ func QuotaRefusalMessage(q QuotaStatus) string {
 // rounded up so that waiting that long is never early: "3 d 4 h",
 // "5 h 30 min", "12 min", "40 s". A zero part is left out ("2 d", "1 h").
 func DurationWords(d time.Duration) string {
-	s := ceilSeconds(d)
+	s := contract.RetryAfterSeconds(d)
 	if s < 60 {
 		return strconv.FormatInt(s, 10) + " s"
 	}

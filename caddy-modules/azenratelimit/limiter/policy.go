@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/azen-sh/gateway/internal/contract"
 	"github.com/azen-sh/gateway/internal/ratespec"
 )
 
@@ -151,7 +152,7 @@ func (p Policy) PeriodText() string {
 // WindowSeconds is the period in whole seconds, rounded up, at least 1 (the
 // draft-10 "w" parameter).
 func (p Policy) WindowSeconds() int64 {
-	return ceilSeconds(p.Rate.Period)
+	return contract.RetryAfterSeconds(p.Rate.Period)
 }
 
 // String is the policy as an operator writes it.
@@ -168,17 +169,4 @@ type Decision struct {
 	RetryAfter time.Duration
 	// ResetAfter is how long until the bucket is full again.
 	ResetAfter time.Duration
-}
-
-// ceilSeconds rounds d up to whole seconds, at least 1.
-func ceilSeconds(d time.Duration) int64 {
-	return max(1, ceilSecondsOrZero(d))
-}
-
-// ceilSecondsOrZero rounds d up to whole seconds; 0 stays 0.
-func ceilSecondsOrZero(d time.Duration) int64 {
-	if d <= 0 {
-		return 0
-	}
-	return int64((d + time.Second - 1) / time.Second)
 }
