@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
+	"path"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -83,13 +83,10 @@ func (c *consoleHandlers) Close() {
 func (s *server) mountConsole(c *consoleHandlers) {
 	c.api.Routes(s.mux, c.pages.Forms())
 	c.pages.Routes(s.mux)
-	s.mux.Handle("/console/api/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		contract.WriteError(w, contract.NewError(http.StatusNotFound, "Unknown endpoint "+r.Method+" "+r.URL.Path))
-	}))
 }
 
 // canonicalPath reports whether the API serves p as it is: every endpoint
 // has one spelling, except the console's home, which is "/console/".
 func canonicalPath(p string) bool {
-	return p == "/console/" || (strings.HasPrefix(p, "/console/static/") && !strings.Contains(p, "..")) || p == pathClean(p)
+	return p == "/console/" || (strings.HasPrefix(p, "/console/static/") && !strings.Contains(p, "..")) || p == path.Clean(p)
 }

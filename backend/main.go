@@ -30,9 +30,8 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+	ctx, hurry := drainSignals()
+	if err := run(ctx, hurry, os.Args[1:], os.Getenv, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "azen-backend:", logline.OneLine(err))
 		os.Exit(1)
 	}
@@ -45,8 +44,26 @@ const usage = `usage:
 
 Variables, routes, logs and key rotation: docs/backend.md in the azen-gateway sources.`
 
-// run is the whole program, callable from tests.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// drainSignals turns SIGINT and SIGTERM into the drain's two steps: ctx is
+// done at the first signal (start draining), hurry is closed at the second
+// (end the drain delay at once; in-flight requests still finish).
+func drainSignals() (ctx context.Context, hurry <-chan struct{}) {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	second := make(chan struct{})
+	go func() {
+		<-sigs
+		cancel()
+		<-sigs
+		close(second)
+	}()
+	return ctx, second
+}
+
+// run is the whole program: serve until ctx is done, then drain (hurried
+// when hurry closes); or run a command.
+func run(ctx context.Context, hurry <-chan struct{}, args []string, getenv func(string) string, stdout io.Writer) error {
 	if len(args) > 0 {
 		switch args[0] {
 		case "rotate-keys":
@@ -69,7 +86,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	return serve(ctx, cfg, ccfg, stdout)
+	return serve(ctx, hurry, cfg, ccfg, stdout)
 }
 
 // openStore connects (waiting up to 15 s for the database to come up) and
@@ -106,9 +123,9 @@ func openStore(ctx context.Context, cfg config, logger *slog.Logger) (*Store, *s
 	return store, db, nil
 }
 
-// serve runs the HTTP server until ctx is done, then stops taking new
-// connections, lets in-flight requests finish, and returns nil.
-func serve(ctx context.Context, cfg config, ccfg consoleConfig, stdout io.Writer) error {
+// serve runs the HTTP server until ctx is done, then drains: it stops taking
+// new connections, lets in-flight requests finish, and returns nil.
+func serve(ctx context.Context, hurry <-chan struct{}, cfg config, ccfg consoleConfig, stdout io.Writer) error {
 	logger := logline.New(stdout, "azen-backend")
 	// go-redis's own lines (the console's Redis failing) join this log.
 	redisLog := logline.New(stdout, "redis")
@@ -155,17 +172,13 @@ func serve(ctx context.Context, cfg config, ccfg consoleConfig, stdout io.Writer
 	}
 	// The drain sequence: keep serving, but fail /readyz so that the
 	// gateways' health checks take this replica out of rotation; only then
-	// close the listener and idle connections. A second signal skips the
-	// rest of the wait; it is listened for before /readyz starts failing,
-	// so whoever saw it fail and then signals again is heard.
-	again := make(chan os.Signal, 1)
-	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(again)
+	// close the listener and idle connections. A second signal (hurry)
+	// skips the rest of the wait.
 	handler.draining.Store(true)
 	logger.Info("draining: /readyz now fails; serving until the delay is over", "delay", cfg.DrainDelay.String())
 	select {
 	case <-time.After(cfg.DrainDelay):
-	case <-again:
+	case <-hurry:
 		logger.Info("second signal: ending the drain now")
 	}
 	// Close the listener first (new connections are refused, and a proxy

@@ -15,4 +15,5 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.Handle("GET /api/v1/memory/{id}", s.api(s.handleGet))
 	mux.Handle("PATCH /api/v1/memory/{id}", s.api(s.handlePatch))
 	mux.Handle("DELETE /api/v1/memory/{id}", s.api(s.handleDelete))
+	mux.HandleFunc("/", unknownEndpoint)
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"path"
 	"sync/atomic"
 	"time"
 
@@ -33,10 +32,7 @@ func newServer(store *Store, signer *contract.Signer, logger *slog.Logger) *serv
 
 type ctxKey int
 
-const (
-	identityKey ctxKey = iota
-	requestIDKey
-)
+const requestIDKey ctxKey = 0
 
 // statusRecorder remembers the status a handler wrote. While the server
 // drains, it also marks every response `Connection: close`, so a proxy
@@ -75,9 +71,12 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	reqID := contract.EnsureRequestID(w, r)
 	r = r.WithContext(context.WithValue(r.Context(), requestIDKey, reqID))
 	rec := &statusRecorder{ResponseWriter: w, draining: &s.draining}
-	_, pattern := s.mux.Handler(r)
-	route := pattern
 	defer func() {
+		// The mux has set r.Pattern by now (the catch-all "/" is no route).
+		route := r.Pattern
+		if route == "" || route == "/" {
+			route = "unmatched"
+		}
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
 				panic(v)
@@ -96,12 +95,18 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	// The mux answers a non-canonical path ("//", "/./", a trailing slash)
 	// with an HTML redirect; the API has one spelling per endpoint.
-	if pattern == "" || !canonicalPath(r.URL.Path) {
-		route = "unmatched"
-		contract.WriteError(rec, contract.NewError(http.StatusNotFound, "Unknown endpoint "+r.Method+" "+r.URL.Path))
+	if !canonicalPath(r.URL.Path) {
+		unknownEndpoint(rec, r)
 		return
 	}
 	s.mux.ServeHTTP(rec, r)
+}
+
+// unknownEndpoint is the answer to every path and method no route serves
+// (the mux's catch-all "/"): the contract's 404, never the mux's plain-text
+// 404 or 405.
+func unknownEndpoint(w http.ResponseWriter, r *http.Request) {
+	contract.WriteError(w, contract.NewError(http.StatusNotFound, "Unknown endpoint "+r.Method+" "+r.URL.Path))
 }
 
 // requestTimeout bounds the database work of one API request.
@@ -192,5 +197,3 @@ func (s *server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
-
-func pathClean(p string) string { return path.Clean(p) }
