@@ -27,6 +27,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+
+	"github.com/azen-sh/gateway/caddy-modules/azenerror"
 )
 
 func init() {
@@ -102,6 +104,7 @@ func (h *Handler) Cleanup() error {
 // ServeHTTP answers with the latest readiness report: 200 when ready, else
 // 503, JSON either way. It never calls next.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	w, _ = azenerror.EnsureRequestID(w, r) // contract §4: every response has one
 	rep := h.report()
 	body, err := json.Marshal(rep)
 	if err != nil {

@@ -14,6 +14,8 @@ import (
 
 	"github.com/azen-sh/gateway/internal/redisconn"
 	"github.com/azen-sh/gateway/internal/testenv"
+
+	"github.com/azen-sh/gateway/internal/contract"
 )
 
 type fakeStore struct{ err error }
@@ -111,8 +113,8 @@ func TestReadinessRules(t *testing.T) {
 	}
 }
 
-// TestServeHTTP: 200 or 503 with the JSON report, the body left out for
-// HEAD, and one round of checks reused for a second.
+// TestServeHTTP: 200 or 503 with the JSON report and a request id, the body
+// left out for HEAD, and one round of checks reused for a second.
 func TestServeHTTP(t *testing.T) {
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
@@ -130,6 +132,10 @@ func TestServeHTTP(t *testing.T) {
 		}
 		if w.Code != http.StatusServiceUnavailable || w.Header().Get("Content-Type") != "application/json" {
 			t.Fatalf("%s: %d %q", method, w.Code, w.Header().Get("Content-Type"))
+		}
+		// Contract §4: every response carries one, without azen_request_id.
+		if ids := w.Header().Values(contract.RequestIDHeader); len(ids) != 1 || !contract.SaneRequestID(ids[0]) {
+			t.Errorf("%s: X-Request-Id %q, want exactly one", method, ids)
 		}
 		var rep report
 		if method == "HEAD" {
