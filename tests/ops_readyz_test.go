@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -129,19 +130,37 @@ func TestReadyzTellsTheTruth(t *testing.T) {
 }
 
 // TestReadyzWithDNSDiscovery: Caddy keeps no health state for dynamic
-// upstreams, so /readyz says it did not check them.
+// upstreams, so azen_ready resolves the name and probes each address's
+// /readyz itself: no replica is 503, a real one is 200, a draining one 503.
 func TestReadyzWithDNSDiscovery(t *testing.T) {
 	caddyfile, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "Caddyfile"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	dbURL := "sqlite:" + filepath.Join(t.TempDir(), "azen.db")
+	secret := testenv.GatewaySecret()
+	port := strconv.Itoa(testenv.FreePort(t))
 	gw := testenv.StartGateway(t, string(caddyfile), map[string]string{
-		"AZEN_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "azen.db"), "AZEN_GATEWAY_SECRET": testenv.GatewaySecret(),
-		"AZEN_BACKENDS_DISCOVERY": "dns", "AZEN_BACKENDS_DNS_NAME": "localhost", "AZEN_BACKENDS_DNS_PORT": strconv.Itoa(testenv.FreePort(t)),
+		"AZEN_DATABASE_URL": dbURL, "AZEN_GATEWAY_SECRET": secret,
+		"AZEN_BACKENDS_DISCOVERY": "dns", "AZEN_BACKENDS_DNS_NAME": "localhost", "AZEN_BACKENDS_DNS_PORT": port,
 	})
-	got := getReadyz(t, gw)
+	got := waitReadyz(t, gw, "no replica behind the name", func(r readyz) bool { return r.code == 503 })
 	u := got.body.Checks["upstreams"]
-	if got.code != 200 || u.Status != "not checked" || !u.Dynamic || u.Total != nil || got.body.Checks["redis"].Status != "not configured" {
-		t.Errorf("dns discovery: %d %s", got.code, got.raw)
+	if got.body.Status != "unready" || u.Status != "down" || !u.Dynamic || u.Healthy == nil || *u.Healthy != 0 ||
+		got.body.Checks["redis"].Status != "not configured" {
+		t.Errorf("dns discovery, nothing listening: %d %s", got.code, got.raw)
+	}
+
+	backend := testenv.StartBackend(t, map[string]string{"AZEN_DATABASE_URL": dbURL, "AZEN_GATEWAY_SECRET": secret,
+		"AZEN_ENCRYPTION_KEYS": testenv.EncryptionKeys("k1"), "AZEN_BACKEND_ADDR": "127.0.0.1:" + port, "AZEN_BACKEND_DRAIN_DELAY": "1m"})
+	got = waitReadyz(t, gw, "the replica found by DNS", func(r readyz) bool { return r.code == 200 })
+	if u := got.body.Checks["upstreams"]; u.Status != "ok" || !u.Dynamic || u.Healthy == nil || *u.Healthy != 1 {
+		t.Errorf("dns discovery, one replica: %s", got.raw)
+	}
+
+	backend.Signal(syscall.SIGTERM) // draining: its /readyz fails for the drain delay
+	got = waitReadyz(t, gw, "the replica draining", func(r readyz) bool { return r.code == 503 })
+	if u := got.body.Checks["upstreams"]; u.Status != "down" || *u.Healthy != 0 {
+		t.Errorf("dns discovery, replica draining: %s", got.raw)
 	}
 }

@@ -105,7 +105,7 @@ func (h *Handler) Cleanup() error {
 // 503, JSON either way. It never calls next.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	w, _ = azenerror.EnsureRequestID(w, r) // contract §4: every response has one
-	rep := h.report()
+	rep := h.report(r)
 	body, err := json.Marshal(rep)
 	if err != nil {
 		return caddyhttp.Error(http.StatusInternalServerError, err)
@@ -125,7 +125,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 
 // report runs the checks unless a round finished less than reuseFor ago;
 // concurrent probes wait for one round instead of each starting their own.
-func (h *Handler) report() report {
+func (h *Handler) report(r *http.Request) report {
 	st := h.st
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -137,7 +137,7 @@ func (h *Handler) report() report {
 	}
 	ctx, cancel := context.WithTimeout(h.ctx, h.timeout)
 	defer cancel()
-	rep, problems := st.deps.check(ctx)
+	rep, problems := st.deps.check(ctx, r)
 	st.last, st.checkedAt = rep, time.Now()
 	h.logChange(rep, problems)
 	return rep

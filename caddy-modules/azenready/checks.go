@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -29,7 +30,6 @@ const (
 	checkDown          = "down"
 	checkDegraded      = "degraded"
 	checkNotConfigured = "not configured"
-	checkNotChecked    = "not checked"
 )
 
 // report is the /readyz body. It names no address, URL or error: the
@@ -53,7 +53,7 @@ type check struct {
 	Healthy *int   `json:"healthy,omitempty"`
 	Total   *int   `json:"total,omitempty"`
 	// Dynamic is set when some upstreams are dynamic (DNS): Caddy keeps no
-	// health state for them, so they are not checked.
+	// health state for them, so azen_ready probes the current set itself.
 	Dynamic bool `json:"dynamic,omitempty"`
 }
 
@@ -62,10 +62,11 @@ type storeChecker interface {
 	CheckStore(ctx context.Context) error
 }
 
-// proxy is one reverse_proxy's upstreams.
+// proxy is one reverse_proxy's upstreams: the static ones Caddy keeps
+// health for, or a dynamic source azen_ready probes.
 type proxy struct {
 	static  []interface{ Healthy() bool }
-	dynamic bool
+	dynamic *dynamicUpstreams
 }
 
 // redisTarget is one Redis URL the config uses, and what the limiters on
@@ -108,7 +109,10 @@ func (d *dependencies) walk(routes caddyhttp.RouteList) {
 					t.limiters = append(t.limiters, h)
 				}
 			case *reverseproxy.Handler:
-				p := proxy{dynamic: h.DynamicUpstreams != nil}
+				var p proxy
+				if h.DynamicUpstreams != nil {
+					p.dynamic = newDynamicUpstreams(h)
+				}
 				for _, u := range h.Upstreams {
 					p.static = append(p.static, u)
 				}
@@ -165,15 +169,17 @@ func (d *dependencies) release() {
 	}
 }
 
-// check runs every check at once, each bounded by ctx. problems are the
-// causes of anything not ok, for the log.
-func (d *dependencies) check(ctx context.Context) (report, []string) {
+// check runs every check at once, each bounded by ctx; r is the probe
+// that asked (dynamic upstream sources read it). problems are the causes of
+// anything not ok, for the log.
+func (d *dependencies) check(ctx context.Context, r *http.Request) (report, []string) {
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
 		problems []string
 		storeErr error
 		redisErr = make([]error, len(d.redis))
+		probed   = make([]probeResult, len(d.proxies))
 	)
 	note := func(format string, args ...any) {
 		mu.Lock()
@@ -206,6 +212,18 @@ func (d *dependencies) check(ctx context.Context) (report, []string) {
 				note("redis: %v", err)
 			}
 			redisErr[i] = err
+		})
+	}
+	for i, p := range d.proxies {
+		if p.dynamic == nil {
+			continue
+		}
+		wg.Go(func() {
+			res := &probed[i]
+			res.healthy, res.total, res.err = p.dynamic.probe(ctx, r)
+			if res.err != nil {
+				note("dynamic upstreams: %v", res.err)
+			}
 		})
 	}
 	wg.Wait()
@@ -244,44 +262,48 @@ func (d *dependencies) check(ctx context.Context) (report, []string) {
 	slices.Sort(modes)
 	rep.Checks.Redis.Mode = strings.Join(modes, ",")
 
-	rep.Checks.Upstreams = d.upstreams(note)
+	rep.Checks.Upstreams = d.upstreams(probed, note)
 	if rep.Checks.Upstreams.Status == checkDown {
 		rep.Status = statusUnready
 	}
 	return rep, problems
 }
 
-// upstreams: every reverse_proxy with static upstreams needs at least one
-// that Caddy holds healthy (active and passive checks alike).
-func (d *dependencies) upstreams(note func(string, ...any)) check {
+// probeResult is what probing one proxy's dynamic upstreams found.
+type probeResult struct {
+	healthy, total int
+	err            error
+}
+
+// upstreams: every reverse_proxy needs at least one upstream that is
+// healthy: held healthy by Caddy (active and passive checks) for static
+// ones, answering the probe for dynamic ones (probed, by proxy).
+func (d *dependencies) upstreams(probed []probeResult, note func(string, ...any)) check {
 	if len(d.proxies) == 0 {
 		return check{Status: checkNotConfigured}
 	}
 	healthy, total, dynamic, starved := 0, 0, false, 0
-	for _, p := range d.proxies {
-		dynamic = dynamic || p.dynamic
-		h := 0
+	for i, p := range d.proxies {
+		h, n := 0, len(p.static)
 		for _, u := range p.static {
 			if u.Healthy() {
 				h++
 			}
 		}
-		if len(p.static) > 0 && h == 0 {
+		if p.dynamic != nil {
+			dynamic = true
+			h, n = h+probed[i].healthy, n+probed[i].total
+		}
+		if h == 0 {
 			starved++
 		}
 		healthy += h
-		total += len(p.static)
+		total += n
 	}
-	c := check{Status: checkOK, Dynamic: dynamic}
-	if total > 0 {
-		c.Healthy, c.Total = &healthy, &total
-	}
-	switch {
-	case starved > 0:
+	c := check{Status: checkOK, Dynamic: dynamic, Healthy: &healthy, Total: &total}
+	if starved > 0 {
 		c.Status = checkDown
 		note("upstreams: %d reverse_proxy handler(s) without a healthy upstream (%d of %d healthy in all)", starved, healthy, total)
-	case total == 0:
-		c.Status = checkNotChecked // dynamic upstreams only
 	}
 	return c
 }

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"go.uber.org/zap"
 
 	"github.com/azen-sh/gateway/internal/redisconn"
@@ -50,6 +52,7 @@ func TestReadinessRules(t *testing.T) {
 		return []*redisTarget{{url: r.URL(), modes: modes, client: client}}
 	}
 	ok := map[string]storeChecker{"sqlite:a.db": fakeStore{}}
+	ready, draining, gone := backend(t, http.StatusOK), backend(t, http.StatusServiceUnavailable), deadAddr(t)
 	for _, tc := range []struct {
 		name  string
 		deps  dependencies
@@ -75,10 +78,22 @@ func TestReadinessRules(t *testing.T) {
 			deps: dependencies{proxies: []proxy{{static: ups(true)}, {static: ups(false)}}},
 			want: report{Status: "unready", Checks: checks{KeyStore: check{Status: "not configured"}, Redis: check{Status: "not configured"},
 				Upstreams: check{Status: "down", Healthy: intp(1), Total: intp(2)}}}, cause: true},
-		{name: "dynamic upstreams are not checked",
-			deps: dependencies{stores: ok, proxies: []proxy{{dynamic: true}}},
+		{name: "dynamic upstreams: probed on the active check's uri, one of two ready is enough",
+			deps: dependencies{stores: ok, proxies: []proxy{{dynamic: dynamic(fakeSource{dial: []string{ready, draining}}, "/readyz")}}},
 			want: report{Status: "ready", Checks: checks{KeyStore: check{Status: "ok"}, Redis: check{Status: "not configured"},
-				Upstreams: check{Status: "not checked", Dynamic: true}}}},
+				Upstreams: check{Status: "ok", Dynamic: true, Healthy: intp(1), Total: intp(2)}}}},
+		{name: "dynamic upstreams all unready (draining or gone): unready",
+			deps: dependencies{stores: ok, proxies: []proxy{{dynamic: dynamic(fakeSource{dial: []string{draining, gone}}, "/readyz")}}},
+			want: report{Status: "unready", Checks: checks{KeyStore: check{Status: "ok"}, Redis: check{Status: "not configured"},
+				Upstreams: check{Status: "down", Dynamic: true, Healthy: intp(0), Total: intp(2)}}}, cause: true},
+		{name: "a DNS name that resolves to nothing: unready",
+			deps: dependencies{stores: ok, proxies: []proxy{{dynamic: dynamic(fakeSource{err: errors.New("no such host")}, "/readyz")}}},
+			want: report{Status: "unready", Checks: checks{KeyStore: check{Status: "ok"}, Redis: check{Status: "not configured"},
+				Upstreams: check{Status: "down", Dynamic: true, Healthy: intp(0), Total: intp(0)}}}, cause: true},
+		{name: "dynamic upstreams without an active health check: a connection that opens is healthy",
+			deps: dependencies{stores: ok, proxies: []proxy{{dynamic: dynamic(fakeSource{dial: []string{draining, gone}}, "")}}},
+			want: report{Status: "ready", Checks: checks{KeyStore: check{Status: "ok"}, Redis: check{Status: "not configured"},
+				Upstreams: check{Status: "ok", Dynamic: true, Healthy: intp(1), Total: intp(2)}}}},
 		{name: "Redis answers but the limiter's breaker is still open: degraded",
 			deps: dependencies{stores: ok, redis: []*redisTarget{{url: r.URL(), modes: []string{"local"}, client: client,
 				limiters: []breaker{openBreaker(false), openBreaker(true)}}}, proxies: []proxy{{static: ups(true)}}},
@@ -100,7 +115,7 @@ func TestReadinessRules(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
-			got, problems := tc.deps.check(ctx)
+			got, problems := tc.deps.check(ctx, httptest.NewRequest("GET", "/readyz", nil))
 			g, _ := json.Marshal(got)
 			w, _ := json.Marshal(tc.want)
 			if string(g) != string(w) {
@@ -149,6 +164,54 @@ func TestServeHTTP(t *testing.T) {
 	if calls != 1 {
 		t.Errorf("%d rounds of checks for three probes within a second, want 1", calls)
 	}
+}
+
+// fakeSource stands in for `dynamic a`: the addresses a lookup returned.
+type fakeSource struct {
+	dial []string
+	err  error
+}
+
+func (s fakeSource) GetUpstreams(*http.Request) ([]*reverseproxy.Upstream, error) {
+	var out []*reverseproxy.Upstream
+	for _, d := range s.dial {
+		out = append(out, &reverseproxy.Upstream{Dial: d})
+	}
+	return out, s.err
+}
+
+func dynamic(src reverseproxy.UpstreamSource, uri string) *dynamicUpstreams {
+	h := &reverseproxy.Handler{DynamicUpstreams: src, Transport: &http.Transport{}}
+	if uri != "" {
+		h.HealthChecks = &reverseproxy.HealthChecks{Active: &reverseproxy.ActiveHealthChecks{URI: uri}}
+	}
+	return newDynamicUpstreams(h)
+}
+
+// backend is a real HTTP server whose /readyz answers status.
+func backend(t *testing.T, status int) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/readyz" {
+			http.NotFound(w, r)
+			return
+		}
+		w.WriteHeader(status)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String()
+}
+
+// deadAddr is an address nothing listens on.
+func deadAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
 }
 
 type countingStore struct{ n *int }
