@@ -81,7 +81,8 @@ type Handler struct {
 	state         *state
 	release       func()
 	logger        *zap.Logger
-	warnQuotaKey  *sync.Once // a quota this handler cannot count (its key)
+	keyWarnings   *zap.Logger // warnings about a key's stored settings, at most one line a minute each
+	warnQuotaKey  *sync.Once  // a quota this handler cannot count (its key)
 }
 
 // CaddyModule returns the Caddy module information.
@@ -96,6 +97,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // It makes no network call: the Redis client connects on first use.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	h.keyWarnings = sampledWarnings(h.logger)
 	h.warnQuotaKey = new(sync.Once)
 	if err := h.applyDefaults(); err != nil {
 		return err
@@ -280,7 +282,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 func (h *Handler) addQuota(lr *limiter.Request, repl *caddy.Replacer, key, text string) {
 	q, err := apikey.ParseQuota(text)
 	if err != nil || q.IsZero() {
-		if ce := h.logger.Check(zapcore.WarnLevel, "ignoring a key's malformed quota"); ce != nil {
+		if ce := h.keyWarnings.Check(zapcore.WarnLevel, "ignoring a key's malformed quota"); ce != nil {
 			keyID, _ := repl.GetString("azen.key_id")
 			ce.Write(zap.String("key_id", keyID), zap.Error(err))
 		}
@@ -298,6 +300,15 @@ func (h *Handler) addQuota(lr *limiter.Request, repl *caddy.Replacer, key, text 
 		return
 	}
 	lr.Quota, lr.QuotaOwner = q, keyID
+}
+
+// sampledWarnings logs each message at most once a minute: a key with a
+// malformed stored setting is seen on every one of its requests, and one
+// line a minute (with the first key id) says as much as thousands.
+func sampledWarnings(l *zap.Logger) *zap.Logger {
+	return l.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+		return zapcore.NewSamplerWithOptions(c, time.Minute, 1, 0)
+	}))
 }
 
 // resolveKey expands the key placeholder; a key that is one placeholder
@@ -321,7 +332,7 @@ func (h *Handler) policyFor(repl *caddy.Replacer) limiter.Policy {
 				return p
 			}
 		}
-		if ce := h.logger.Check(zapcore.WarnLevel, "ignoring a key's malformed rate_limit override"); ce != nil {
+		if ce := h.keyWarnings.Check(zapcore.WarnLevel, "ignoring a key's malformed rate_limit override"); ce != nil {
 			keyID, _ := repl.GetString("azen.key_id")
 			ce.Write(zap.String("key_id", keyID), zap.Error(err))
 		}

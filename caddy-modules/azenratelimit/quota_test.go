@@ -3,8 +3,13 @@ package azenratelimit
 import (
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/azen-sh/gateway/internal/contract"
 )
@@ -73,5 +78,24 @@ func TestQuotaIsIgnoredWhenItCannotBeCounted(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A key's malformed stored setting is warned about once a minute, not on
+// each of its requests.
+func TestMalformedKeySettingsAreWarnedOnceAMinute(t *testing.T) {
+	h := provision(t, &Handler{Rate: "1000/m"})
+	core, logs := observer.New(zapcore.WarnLevel)
+	h.keyWarnings = sampledWarnings(zap.New(core))
+	for i := 0; i < 50; i++ {
+		vars := map[string]any{"azen.key_id": "k" + strconv.Itoa(i%3), "azen.rate_limit": "fast", "azen.quota": "lots"}
+		if _, err := request(h, vars); err != nil {
+			t.Fatalf("request %d: %v (a malformed setting is ignored, not a refusal)", i+1, err)
+		}
+	}
+	for _, msg := range []string{"ignoring a key's malformed rate_limit override", "ignoring a key's malformed quota"} {
+		if n := logs.FilterMessage(msg).Len(); n != 1 {
+			t.Errorf("%q logged %d times for 50 requests, want 1", msg, n)
+		}
 	}
 }
