@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -238,11 +237,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	case accessAnonymous:
 		client := clientKey(clientIP(r))
 		if blocked, wait := h.rt.failures.Blocked(client, now); blocked {
-			h.metrics.outcome(outcomeThrottled)
-			secs := contract.RetryAfterSeconds(wait)
-			w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
-			return caddyhttp.Error(http.StatusTooManyRequests, contract.Public(fmt.Sprintf(
-				"Too many failed sign-in attempts from your address. Retry in %d s.", secs)))
+			return h.throttled(w, wait, "sign-in")
 		}
 		return h.forward(w, r, next, a, nil, now)
 	case accessOptional:

@@ -47,11 +47,7 @@ func (h *Handler) checkKey(w http.ResponseWriter, r *http.Request, now time.Time
 
 	client := clientKey(clientIP(r))
 	if blocked, wait := h.rt.failures.Blocked(client, now); blocked {
-		h.metrics.outcome(outcomeThrottled)
-		secs := contract.RetryAfterSeconds(wait)
-		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
-		return nil, caddyhttp.Error(http.StatusTooManyRequests, contract.Public(fmt.Sprintf(
-			"Too many failed API key attempts from your address. Retry in %d s.", secs)))
+		return nil, h.throttled(w, wait, "API key")
 	}
 	if len(values) > 1 {
 		return nil, h.refuse(client, now, outcomeMalformed, msgSeveral)
@@ -167,4 +163,14 @@ func clientIP(r *http.Request) string {
 		host = host[:i]
 	}
 	return strings.Trim(host, "[]")
+}
+
+// throttled is the 429 for an address past its failed-attempt limit
+// (failed_attempts): what names the attempts ("API key", "sign-in").
+func (h *Handler) throttled(w http.ResponseWriter, wait time.Duration, what string) error {
+	h.metrics.outcome(outcomeThrottled)
+	secs := contract.RetryAfterSeconds(wait)
+	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+	return caddyhttp.Error(http.StatusTooManyRequests, contract.Public(fmt.Sprintf(
+		"Too many failed %s attempts from your address. Retry in %d s.", what, secs)))
 }
