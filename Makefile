@@ -22,7 +22,7 @@ build:
 run: build
 	./scripts/dev-run.sh
 
-## test: installs missing redis-server/postgresql (as root on Debian), then lints and runs every test.
+## test: installs missing redis-server/postgresql/chromium (as root on Debian), then lints and runs every test.
 test: deps lint
 	$(GO) test -race -count=1 -timeout 20m ./...
 

@@ -13,7 +13,8 @@ import (
 // memStore is a shared store in memory, on gcra.go's arithmetic, that can
 // be made to fail, hang or forget everything, standing in for Redis in the
 // Limiter's degradation tests. (The same Limiter runs against real Redis in
-// TestLimiterExactAcrossGatewaysOnRedis and the end-to-end tests.)
+// TestRedisPipelinedCallsStayExact, the handler tests on real Redis and
+// the end-to-end tests in tests/ratelimit_*.)
 type memStore struct {
 	mu      sync.Mutex
 	buckets map[string]*gcraState
