@@ -17,8 +17,8 @@ import (
 // (`dynamic a`, `dynamic srv`, …). Caddy keeps no health state for them, so
 // azen_ready asks the source for the current set and probes each one the way
 // the proxy's active health check would (its uri, port and expected status,
-// through the proxy's own transport); without an active health check a
-// connection that opens is healthy.
+// through the proxy's own transport); without an active health check with a
+// uri (health_uri) a connection that opens is healthy.
 type dynamicUpstreams struct {
 	source    reverseproxy.UpstreamSource
 	transport http.RoundTripper
@@ -27,8 +27,7 @@ type dynamicUpstreams struct {
 
 func newDynamicUpstreams(h *reverseproxy.Handler) *dynamicUpstreams {
 	d := &dynamicUpstreams{source: h.DynamicUpstreams, transport: h.Transport}
-	if h.HealthChecks != nil && h.HealthChecks.Active != nil &&
-		(h.HealthChecks.Active.URI != "" || h.HealthChecks.Active.Path != "") {
+	if h.HealthChecks != nil && h.HealthChecks.Active != nil && h.HealthChecks.Active.URI != "" {
 		d.active = h.HealthChecks.Active
 	}
 	return d
@@ -82,9 +81,6 @@ func (d *dynamicUpstreams) healthy(ctx context.Context, dial string) bool {
 		scheme = "https"
 	}
 	uri := a.URI
-	if uri == "" {
-		uri = a.Path
-	}
 	method := a.Method
 	if method == "" {
 		method = http.MethodGet
