@@ -13,7 +13,7 @@ import (
 func TestAuthRevocationOverRedisCluster(t *testing.T) {
 	cluster := testenv.StartRedisCluster(t, 3)
 	secret := testenv.GatewaySecret()
-	up := startAuthUpstream(t, secret)
+	up := startUpstream(t, verifying(secret))
 	env := map[string]string{
 		"AZEN_DATABASE_URL":   "sqlite:" + filepath.Join(t.TempDir(), "azen.db"),
 		"AZEN_REDIS_URL":      cluster.URL(),

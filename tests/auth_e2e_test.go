@@ -24,7 +24,7 @@ func TestAuthEndToEnd(t *testing.T) {
 	pg := testenv.StartPostgres(t)
 	rd := testenv.StartRedis(t)
 	secret := testenv.GatewaySecret()
-	up := startAuthUpstream(t, secret)
+	up := startUpstream(t, verifying(secret))
 	base := map[string]string{
 		"AZEN_DATABASE_URL":   pg.CreateDatabase(t),
 		"AZEN_REDIS_URL":      rd.URL(),
@@ -47,19 +47,14 @@ func TestAuthEndToEnd(t *testing.T) {
 		mistyped := good[:20] + authFlipCase(good[20]) + good[21:]
 
 		t.Run("missing header is 401", func(t *testing.T) {
-			e := getJSONError(t, authCall(t, gw1.URL, nil), 401)
+			e := wantAPIError(t, authCall(t, gw1.URL, nil), 401)
 			if !strings.Contains(e.Message, "azen-api-key") {
 				t.Errorf("message %q", e.Message)
 			}
 		})
 		t.Run("key in the query string or a cookie is not a credential", func(t *testing.T) {
-			req, _ := http.NewRequest("GET", gw1.URL+"/api/v1/memory?azen-api-key="+good, nil)
-			req.AddCookie(&http.Cookie{Name: "azen-api-key", Value: good})
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			getJSONError(t, resp, 401)
+			r := call(t, "GET", gw1.URL+"/api/v1/memory?azen-api-key="+good, withHeader("Cookie", "azen-api-key="+good))
+			wantAPIError(t, r, 401)
 		})
 		rows := []struct {
 			rule, key string
@@ -84,13 +79,8 @@ func TestAuthEndToEnd(t *testing.T) {
 			})
 		}
 		t.Run("header name is case-insensitive", func(t *testing.T) {
-			req, _ := http.NewRequest("GET", gw1.URL+"/api/v1/memory", nil)
-			req.Header["aZEN-api-KEY"] = []string{good} // sent as written
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := authStatus(resp); got != 200 {
+			asWritten := func(r *request) { r.header["aZEN-api-KEY"] = []string{good} }
+			if got := call(t, "GET", gw1.URL+"/api/v1/memory", asWritten).status; got != 200 {
 				t.Fatalf("status %d", got)
 			}
 		})
@@ -98,12 +88,10 @@ func TestAuthEndToEnd(t *testing.T) {
 
 	t.Run("upstream gets a signed identity and no key", func(t *testing.T) {
 		k := testenv.CreateKeyFull(t, cli, "--org", org, "--user", "bob", "--tier", "pro")
-		resp := authCall(t, gw1.URL, &k.Key, "Azen-User-Id", "mallory", "Azen-Organization-Id", testenv.NewUUID(),
+		r := authCall(t, gw1.URL, &k.Key, "Azen-User-Id", "mallory", "Azen-Organization-Id", testenv.NewUUID(),
 			"Azen-Signature", "forged", "Azen-Extra", "x")
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Fatalf("status %d: %s", resp.StatusCode, body)
+		if r.status != 200 {
+			t.Fatalf("status %d: %s", r.status, r.raw)
 		}
 		saw := up.Last()
 		if saw.Verified != nil {
@@ -112,10 +100,10 @@ func TestAuthEndToEnd(t *testing.T) {
 		if saw.Identity != (contract.Identity{OrganizationID: org, UserID: "bob", KeyID: k.ID, Credential: contract.CredentialKey}) {
 			t.Fatalf("identity %+v", saw.Identity)
 		}
-		if saw.APIKey != "" {
+		if saw.APIKey() != "" {
 			t.Fatal("azen-api-key reached the upstream")
 		}
-		for _, n := range saw.AzenNames {
+		for _, n := range saw.AzenNames() {
 			switch n {
 			case contract.HeaderOrganizationID, contract.HeaderUserID, contract.HeaderKeyID, contract.HeaderCredential,
 				contract.HeaderTimestamp, contract.HeaderBodySHA256, contract.HeaderSignature:
@@ -165,11 +153,11 @@ func TestAuthEndToEnd(t *testing.T) {
 		for i := 0; i < 3; i++ {
 			expectAuth(t, trusting.URL, unknown, 403, "Unknown API key.", "X-Forwarded-For", "198.51.100.1")
 		}
-		resp := authCall(t, trusting.URL, &unknown, "X-Forwarded-For", "198.51.100.1")
-		if resp.Header.Get("Retry-After") == "" {
+		r := authCall(t, trusting.URL, &unknown, "X-Forwarded-For", "198.51.100.1")
+		if r.header.Get("Retry-After") == "" {
 			t.Error("429 without Retry-After")
 		}
-		e := getJSONError(t, resp, 429)
+		e := wantAPIError(t, r, 429)
 		if !strings.HasPrefix(e.Message, "Too many failed API key attempts") {
 			t.Errorf("message %q", e.Message)
 		}
@@ -220,12 +208,12 @@ func TestAuthEndToEnd(t *testing.T) {
 		time.Sleep(1100 * time.Millisecond) // let the 1 s entry expire
 		expectAuth(t, short.URL, cached, 200, "")
 		expectAuth(t, gw1.URL, cached, 200, "")
-		e := getJSONError(t, authCall(t, short.URL, &uncached), 500)
+		e := wantAPIError(t, authCall(t, short.URL, &uncached), 500)
 		if e.Message != contract.MessageInternal {
 			t.Errorf("500 message %q is not the generic one", e.Message)
 		}
 		unknown, _ := apikey.Generate()
-		getJSONError(t, authCall(t, gw2.URL, &unknown), 500)
+		wantAPIError(t, authCall(t, gw2.URL, &unknown), 500)
 		expectAuth(t, short.URL, "not-a-key", 403, "") // refused without the database
 		pg.Start()
 		authEventually(t, short.URL, uncached, 200, 10*time.Second)

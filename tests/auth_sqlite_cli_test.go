@@ -18,7 +18,7 @@ import (
 // the CLI and the gateway, no Redis (revocation within cache_ttl).
 func TestAuthSQLite(t *testing.T) {
 	secret := testenv.GatewaySecret()
-	up := startAuthUpstream(t, secret)
+	up := startUpstream(t, verifying(secret))
 	dbURL := "sqlite:" + filepath.Join(t.TempDir(), "azen.db")
 	env := map[string]string{"AZEN_DATABASE_URL": dbURL, "AZEN_GATEWAY_SECRET": secret, "UP": up.Addr}
 	gw := testenv.StartGateway(t, authCaddyfile, authEnv(env, "CACHE_TTL", "1s"))
@@ -47,9 +47,9 @@ func TestAuthSQLite(t *testing.T) {
 	if out, err := gw.Reload(strings.Replace(authCaddyfile, "azen_request_id", "azen_request_id\n\theader X-Reloaded yes", 1)); err != nil {
 		t.Fatalf("reload: %v: %s", err, out)
 	}
-	resp := authCall(t, gw.URL, &key)
-	if authStatus(resp) != 200 || resp.Header.Get("X-Reloaded") != "yes" {
-		t.Fatalf("after reload: %d, X-Reloaded %q", resp.StatusCode, resp.Header.Get("X-Reloaded"))
+	r := authCall(t, gw.URL, &key)
+	if r.status != 200 || r.header.Get("X-Reloaded") != "yes" {
+		t.Fatalf("after reload: %d, X-Reloaded %q", r.status, r.header.Get("X-Reloaded"))
 	}
 
 	unknown := strings.Replace(key, key[5:49], strings.Repeat("0", 44), 1) // keeps nothing of the key

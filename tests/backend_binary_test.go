@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -40,42 +39,49 @@ func newBkClient(t *testing.T, url, secret string) *bkClient {
 	return &bkClient{t: t, url: url, signer: s}
 }
 
-// do sends a signed request for org/user and decodes the JSON answer.
-func (c *bkClient) do(method, path, body, org, user string) (int, map[string]any) {
+// do sends a signed request for org/user (unsigned when org is "") with a
+// JSON body; the answer must be JSON with an X-Request-Id.
+func (c *bkClient) do(method, path, body, org, user string) reply {
 	c.t.Helper()
-	req, err := http.NewRequest(method, c.url+path, strings.NewReader(body))
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
+	opts := []callOption{withJSON(body)}
 	if org != "" {
-		c.signer.SignRequest(req, contract.Identity{OrganizationID: org, UserID: user, KeyID: "key-" + user, Credential: contract.CredentialKey},
-			contract.BodySHA256([]byte(body)), time.Now())
+		id := contract.Identity{OrganizationID: org, UserID: user, KeyID: "key-" + user, Credential: contract.CredentialKey}
+		opts = append(opts, signedAs(c.signer, id, contract.BodySHA256([]byte(body))))
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.Header.Get("X-Request-Id") == "" {
+	r := call(c.t, method, c.url+path, opts...)
+	if r.header.Get("X-Request-Id") == "" {
 		c.t.Errorf("%s %s: no X-Request-Id", method, path)
 	}
-	var out map[string]any
-	if err := json.Unmarshal(raw, &out); err != nil {
-		c.t.Fatalf("%s %s: %d, body is not JSON: %q", method, path, resp.StatusCode, raw)
+	var obj map[string]any
+	if err := json.Unmarshal(r.raw, &obj); err != nil {
+		c.t.Fatalf("%s %s: %d, body is not JSON: %q", method, path, r.status, r.raw)
 	}
-	return resp.StatusCode, out
+	return r
 }
 
 func (c *bkClient) create(org, user, text, extra string) string {
 	c.t.Helper()
 	b, _ := json.Marshal(text)
-	code, body := c.do("POST", "/api/v1/memory", `{"text":`+string(b)+extra+`}`, org, user)
-	if code != 201 {
-		c.t.Fatalf("create: %d %v", code, body)
+	r := c.do("POST", "/api/v1/memory", `{"text":`+string(b)+extra+`}`, org, user)
+	if r.status != 201 {
+		c.t.Fatalf("create: %v", r)
 	}
-	return body["memoryId"].(string)
+	return r.created().MemoryID
+}
+
+// on is c for a subtest.
+func (c *bkClient) on(t *testing.T) *bkClient { return &bkClient{t: t, url: c.url, signer: c.signer} }
+
+// get is GET /api/v1/memory/{id} for org/user.
+func (c *bkClient) get(id, org, user string) reply {
+	c.t.Helper()
+	return c.do("GET", "/api/v1/memory/"+id, "", org, user)
+}
+
+// search is POST /api/v1/memory/search with body for org/user.
+func (c *bkClient) search(body, org, user string) searchResults {
+	c.t.Helper()
+	return c.do("POST", "/api/v1/memory/search", body, org, user).search()
 }
 
 // bkEnv is a backend's environment. The drain delay is 0 so that tests
@@ -99,59 +105,84 @@ func TestBackendBinary(t *testing.T) {
 			ids = append(ids, c.create(bkOrg, "alice", fmt.Sprintf("note %d about the Lighthouse keeper", i), ""))
 		}
 		first := c.create(bkOrg, "bob", "Bob likes sailing boats", `,"dedupKey":"bob-1","metadata":{"tag":"hobby"}`)
-		code, body := c.do("POST", "/api/v1/memory", `{"text":"again","dedupKey":"bob-1"}`, bkOrg, "alice")
-		if code != 200 || body["duplicated"] != true || body["memoryId"] != first {
-			t.Errorf("dedup: %d %v", code, body)
-		}
-		seen := map[string]bool{}
-		for page := 1; ; page++ {
-			code, body := c.do("GET", fmt.Sprintf("/api/v1/memory?page=%d&per=5", page), "", bkOrg, "alice")
-			if code != 200 || body["total_count"] != float64(13) || body["total_pages"] != float64(3) {
-				t.Fatalf("page %d: %d %v", page, code, body)
+		// Each rule runs on what the ones before it left.
+		t.Run("a known dedupKey answers 200 with the stored memory's id", func(t *testing.T) {
+			c := c.on(t)
+			r := c.do("POST", "/api/v1/memory", `{"text":"again","dedupKey":"bob-1"}`, bkOrg, "alice")
+			if r.status != 200 || !r.created().Duplicated || r.created().MemoryID != first {
+				t.Errorf("dedup: %v", r)
 			}
-			for _, m := range body["memories"].([]any) {
-				seen[m.(map[string]any)["id"].(string)] = true
+		})
+		t.Run("pages list every memory of the organization once", func(t *testing.T) {
+			c := c.on(t)
+			seen := map[string]bool{}
+			for page := 1; ; page++ {
+				r := c.do("GET", fmt.Sprintf("/api/v1/memory?page=%d&per=5", page), "", bkOrg, "alice")
+				p := r.page()
+				if r.status != 200 || p.TotalCount != 13 || p.TotalPages != 3 {
+					t.Fatalf("page %d: %v", page, r)
+				}
+				for _, m := range p.Memories {
+					seen[m.ID] = true
+				}
+				if page == 3 {
+					break
+				}
 			}
-			if page == 3 {
-				break
+			if len(seen) != 13 {
+				t.Errorf("pages listed %d distinct memories, want 13", len(seen))
 			}
-		}
-		if len(seen) != 13 {
-			t.Errorf("pages listed %d distinct memories, want 13", len(seen))
-		}
-		code, body = c.do("GET", "/api/v1/memory?userId=bob", "", bkOrg, "alice")
-		if code != 200 || body["total_count"] != float64(1) {
-			t.Errorf("userId filter: %d %v", code, body)
-		}
-		code, body = c.do("POST", "/api/v1/memory/search", `{"query":"SAILING boats","topK":3}`, bkOrg, "carol")
-		if code != 200 || len(body["memories"].([]any)) != 1 || body["rawMatches"].([]any)[0].(map[string]any)["id"] != first {
-			t.Errorf("search: %d %v", code, body)
-		}
-		code, body = c.do("POST", "/api/v1/memory/search", `{"query":"lighthouse","topK":50,"userId":"alice"}`, bkOrg, "carol")
-		if code != 200 || len(body["memories"].([]any)) != 12 {
-			t.Errorf("search by user: %d, %d results", code, len(body["memories"].([]any)))
-		}
-		if code, _ := c.do("GET", "/api/v1/memory/"+first, "", bkOther, "eve"); code != 404 {
-			t.Errorf("another organization reads: %d", code)
-		}
-		code, body = c.do("PATCH", "/api/v1/memory/"+first, `{"text":"Bob likes mountains"}`, bkOrg, "bob")
-		if code != 200 || body["memory"].(map[string]any)["content"] != "Bob likes mountains" {
-			t.Errorf("patch: %d %v", code, body)
-		}
-		if _, body := c.do("POST", "/api/v1/memory/search", `{"query":"sailing"}`, bkOrg, "bob"); len(body["memories"].([]any)) != 0 {
-			t.Errorf("old text still searchable: %v", body)
-		}
-		for _, id := range ids {
-			if code, body := c.do("DELETE", "/api/v1/memory/"+id, "", bkOrg, "alice"); code != 200 {
-				t.Fatalf("delete: %d %v", code, body)
+		})
+		t.Run("userId filters the list", func(t *testing.T) {
+			c := c.on(t)
+			if r := c.do("GET", "/api/v1/memory?userId=bob", "", bkOrg, "alice"); r.status != 200 || r.page().TotalCount != 1 {
+				t.Errorf("userId filter: %v", r)
 			}
-		}
-		if _, body := c.do("POST", "/api/v1/memory/search", `{"query":"lighthouse"}`, bkOrg, "alice"); len(body["memories"].([]any)) != 0 {
-			t.Errorf("deleted memories searchable: %v", body)
-		}
-		if code, _ := c.do("DELETE", "/api/v1/memory/"+ids[0], "", bkOrg, "alice"); code != 404 {
-			t.Errorf("second delete: %d", code)
-		}
+		})
+		t.Run("search ignores case and scores the memory it returns", func(t *testing.T) {
+			c := c.on(t)
+			r := c.do("POST", "/api/v1/memory/search", `{"query":"SAILING boats","topK":3}`, bkOrg, "carol")
+			if found := r.search(); r.status != 200 || len(found.Memories) != 1 || found.RawMatches[0].ID != first {
+				t.Errorf("search: %v", r)
+			}
+		})
+		t.Run("search filters by userId and honours topK", func(t *testing.T) {
+			c := c.on(t)
+			r := c.do("POST", "/api/v1/memory/search", `{"query":"lighthouse","topK":50,"userId":"alice"}`, bkOrg, "carol")
+			if n := len(r.search().Memories); r.status != 200 || n != 12 {
+				t.Errorf("search by user: %d, %d results", r.status, n)
+			}
+		})
+		t.Run("another organization cannot read a memory", func(t *testing.T) {
+			c := c.on(t)
+			if code := c.get(first, bkOther, "eve").status; code != 404 {
+				t.Errorf("another organization reads: %d", code)
+			}
+		})
+		t.Run("a patch replaces the text and its search terms", func(t *testing.T) {
+			c := c.on(t)
+			r := c.do("PATCH", "/api/v1/memory/"+first, `{"text":"Bob likes mountains"}`, bkOrg, "bob")
+			if r.status != 200 || r.memory().Content != "Bob likes mountains" {
+				t.Errorf("patch: %v", r)
+			}
+			if found := c.search(`{"query":"sailing"}`, bkOrg, "bob"); len(found.Memories) != 0 {
+				t.Errorf("old text still searchable: %+v", found)
+			}
+		})
+		t.Run("deleted memories leave search, and a second delete is 404", func(t *testing.T) {
+			c := c.on(t)
+			for _, id := range ids {
+				if r := c.do("DELETE", "/api/v1/memory/"+id, "", bkOrg, "alice"); r.status != 200 {
+					t.Fatalf("delete: %v", r)
+				}
+			}
+			if found := c.search(`{"query":"lighthouse"}`, bkOrg, "alice"); len(found.Memories) != 0 {
+				t.Errorf("deleted memories searchable: %+v", found)
+			}
+			if code := c.do("DELETE", "/api/v1/memory/"+ids[0], "", bkOrg, "alice").status; code != 404 {
+				t.Errorf("second delete: %d", code)
+			}
+		})
 	})
 
 	t.Run("requests not signed by the gateway are 401", func(t *testing.T) {
@@ -165,28 +196,18 @@ func TestBackendBinary(t *testing.T) {
 			if name == "unsigned" {
 				org = ""
 			}
-			req, _ := http.NewRequest("GET", b.URL+"/api/v1/memory", nil)
-			req.Header.Set(contract.HeaderOrganizationID, bkOrg) // a forged, unsigned identity
+			opts := []callOption{withHeader(contract.HeaderOrganizationID, bkOrg)} // a forged, unsigned identity
 			if org != "" {
-				c.signer.SignRequest(req, contract.Identity{OrganizationID: org, UserID: "u", KeyID: "k", Credential: contract.CredentialKey}, contract.EmptyBodySHA256, time.Now())
+				opts = append(opts, signedAs(c.signer, contract.Identity{OrganizationID: org, UserID: "u", KeyID: "k", Credential: contract.CredentialKey}, contract.EmptyBodySHA256))
 			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			e := getJSONError(t, resp, 401)
+			e := wantAPIError(t, call(t, "GET", b.URL+"/api/v1/memory", opts...), 401)
 			if e.Status != "unauthorized" {
 				t.Errorf("%s: %v", name, e)
 			}
 		}
 		for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
-			resp, err := http.Get(b.URL + p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				t.Errorf("%s: %d", p, resp.StatusCode)
+			if code := call(t, "GET", b.URL+p).status; code != 200 {
+				t.Errorf("%s: %d", p, code)
 			}
 		}
 	})
@@ -211,18 +232,14 @@ func TestBackendBinary(t *testing.T) {
 				if procs[i].Exited() {
 					t.Fatalf("replica %d exited:\n%s", i, procs[i].Output())
 				}
-				resp, err := http.Get(u + "/readyz")
-				if err != nil {
-					return false
-				}
-				resp.Body.Close()
-				return resp.StatusCode == 200
+				r, err := tryCall("GET", u+"/readyz")
+				return err == nil && r.status == 200
 			})
 		}
 		// A memory written through one replica is read through every other.
 		id := newBkClient(t, urls[0], secret).create(bkOrg, "u", "shared by replicas", "")
 		for _, u := range urls[1:] {
-			if code, _ := newBkClient(t, u, secret).do("GET", "/api/v1/memory/"+id, "", bkOrg, "u"); code != 200 {
+			if code := newBkClient(t, u, secret).get(id, bkOrg, "u").status; code != 200 {
 				t.Errorf("%s: %d", u, code)
 			}
 		}
@@ -237,8 +254,8 @@ func TestBackendBinary(t *testing.T) {
 		c.create(bkOrg, "u", words[0]+" and "+words[1]+" on Tuesday", `,"dedupKey":"`+words[4]+`","metadata":{"note":"`+words[2]+`","`+words[5]+`":1}`)
 		id := c.create(bkOrg, "u", "temporary", "")
 		c.do("PATCH", "/api/v1/memory/"+id, `{"text":"`+words[3]+` flight"}`, bkOrg, "u")
-		if _, body := c.do("POST", "/api/v1/memory/search", `{"query":"zeppelin"}`, bkOrg, "u"); len(body["memories"].([]any)) != 1 {
-			t.Fatalf("search: %v", body)
+		if found := c.search(`{"query":"zeppelin"}`, bkOrg, "u"); len(found.Memories) != 1 {
+			t.Fatalf("search: %+v", found)
 		}
 		dump := strings.ToLower(pg.Dump(t, dbURL))
 		if !strings.Contains(dump, "memory_terms") {
@@ -279,20 +296,16 @@ func TestBackendBinary(t *testing.T) {
 		waitForLog(t, b.Process, `"listening"`)
 		b.Signal(syscall.SIGTERM)
 		waitForLog(t, b.Process, "draining")
-		resp, err := http.Get(b.URL + "/readyz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		getJSONError(t, resp, 500)
-		if code, body := c.do("GET", "/api/v1/memory", "", bkOrg, "u"); code != 200 {
-			t.Errorf("API during the drain: %d %v", code, body)
+		wantAPIError(t, call(t, "GET", b.URL+"/readyz"), 500)
+		if r := c.do("GET", "/api/v1/memory", "", bkOrg, "u"); r.status != 200 {
+			t.Errorf("API during the drain: %v", r)
 		}
 		b.Signal(syscall.SIGTERM) // a second signal ends the drain
 		waitForLog(t, b.Process, "shutting down")
 		if _, err := conn.Write(body[10:]); err != nil {
 			t.Fatal(err)
 		}
-		resp, err = http.ReadResponse(bufio.NewReader(conn), req)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), req)
 		if err != nil {
 			t.Fatalf("in-flight request lost: %v", err)
 		}
@@ -332,7 +345,7 @@ func TestBackendBinary(t *testing.T) {
 		if !strings.Contains(stdout, `"memories":30`) {
 			t.Errorf("rotate-keys output: %s", stdout)
 		}
-		if code, _ := c2.do("GET", "/api/v1/memory/"+ids[3], "", bkOrg, "u"); code != 200 {
+		if code := c2.get(ids[3], bkOrg, "u").status; code != 200 {
 			t.Errorf("read during rotation window: %d", code)
 		}
 		b2.Signal(syscall.SIGTERM)
@@ -341,15 +354,15 @@ func TestBackendBinary(t *testing.T) {
 		b3 := testenv.StartBackend(t, bkEnv(dbURL, secret, newKey))
 		c3 := newBkClient(t, b3.URL, secret)
 		for _, id := range ids {
-			if code, body := c3.do("GET", "/api/v1/memory/"+id, "", bkOrg, "u"); code != 200 {
-				t.Fatalf("get after rotation: %d %v", code, body)
+			if r := c3.get(id, bkOrg, "u"); r.status != 200 {
+				t.Fatalf("get after rotation: %v", r)
 			}
 		}
-		if _, body := c3.do("POST", "/api/v1/memory/search", `{"query":"number17"}`, bkOrg, "u"); len(body["memories"].([]any)) != 1 {
-			t.Errorf("search after rotation: %v", body)
+		if found := c3.search(`{"query":"number17"}`, bkOrg, "u"); len(found.Memories) != 1 {
+			t.Errorf("search after rotation: %+v", found)
 		}
-		if code, body := c3.do("POST", "/api/v1/memory", `{"text":"x","dedupKey":"r9"}`, bkOrg, "u"); code != 200 || body["memoryId"] != ids[9] {
-			t.Errorf("dedup after rotation: %d %v", code, body)
+		if r := c3.do("POST", "/api/v1/memory", `{"text":"x","dedupKey":"r9"}`, bkOrg, "u"); r.status != 200 || r.created().MemoryID != ids[9] {
+			t.Errorf("dedup after rotation: %v", r)
 		}
 	})
 
@@ -361,14 +374,9 @@ func TestBackendBinary(t *testing.T) {
 		b.Signal(syscall.SIGTERM)
 		_ = b.Wait(30 * time.Second)
 		b2 := testenv.StartBackend(t, bkEnv(dbURL, secret, testenv.EncryptionKeys("k2")))
-		req, _ := http.NewRequest("GET", b2.URL+"/api/v1/memory/"+id, nil)
-		req.Header.Set("X-Request-Id", "trace-me-123")
-		newBkClient(t, b2.URL, secret).signer.SignRequest(req, contract.Identity{OrganizationID: bkOrg, UserID: "u", KeyID: "k", Credential: contract.CredentialKey}, contract.EmptyBodySHA256, time.Now())
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if e := getJSONError(t, resp, 500); e.Message != contract.MessageInternal {
+		signed := signedAs(newBkClient(t, b2.URL, secret).signer, contract.Identity{OrganizationID: bkOrg, UserID: "u", KeyID: "k", Credential: contract.CredentialKey}, contract.EmptyBodySHA256)
+		r := call(t, "GET", b2.URL+"/api/v1/memory/"+id, withHeader("X-Request-Id", "trace-me-123"), signed)
+		if e := wantAPIError(t, r, 500); e.Message != contract.MessageInternal {
 			t.Errorf("500 says %q", e.Message)
 		}
 		waitForLog(t, b2.Process, `"request_id":"trace-me-123"`)
@@ -401,36 +409,22 @@ func TestBackendBinary(t *testing.T) {
 			{"POST", "/api/v1/memory/search", `{"query":"outage"}`},
 			{"GET", "/api/v1/memory", ""},
 		} {
-			code, body := c.do(req.method, req.path, req.body, bkOrg, "u")
-			if code != 500 || body["status"] != "internal_server_error" || body["message"] != contract.MessageInternal {
-				t.Errorf("%s %s: %d %v", req.method, req.path, code, body)
+			r := c.do(req.method, req.path, req.body, bkOrg, "u")
+			if e := r.apiError(); r.status != 500 || e.Status != "internal_server_error" || e.Message != contract.MessageInternal {
+				t.Errorf("%s %s: %v", req.method, req.path, r)
 			}
 		}
-		resp, err := http.Get(b.URL + "/readyz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		getJSONError(t, resp, 500)
-		resp, err = http.Get(b.URL + "/healthz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Errorf("healthz during the outage: %d", resp.StatusCode)
+		wantAPIError(t, call(t, "GET", b.URL+"/readyz"), 500)
+		if code := call(t, "GET", b.URL+"/healthz").status; code != 200 {
+			t.Errorf("healthz during the outage: %d", code)
 		}
 		pg.Start()
 		waitFor(t, "backend ready again", func() bool {
-			resp, err := http.Get(b.URL + "/readyz")
-			if err != nil {
-				return false
-			}
-			resp.Body.Close()
-			return resp.StatusCode == 200
+			r, err := tryCall("GET", b.URL+"/readyz")
+			return err == nil && r.status == 200
 		})
 		waitFor(t, "API serving again", func() bool {
-			code, _ := c.do("GET", "/api/v1/memory/"+id, "", bkOrg, "u")
-			return code == 200
+			return c.get(id, bkOrg, "u").status == 200
 		})
 		if b.Exited() {
 			t.Errorf("backend exited:\n%s", b.Output())
@@ -446,8 +440,8 @@ func TestBackendSQLiteFileHoldsNoPlaintext(t *testing.T) {
 	b := testenv.StartBackend(t, bkEnv("sqlite:"+path, secret, testenv.EncryptionKeys("k1")))
 	c := newBkClient(t, b.URL, secret)
 	c.create(bkOrg, "u", "Aardvark hibernation schedule", `,"metadata":{"Pomegranate":"Walrus"}`)
-	if _, body := c.do("POST", "/api/v1/memory/search", `{"query":"aardvark"}`, bkOrg, "u"); len(body["memories"].([]any)) != 1 {
-		t.Fatalf("search: %v", body)
+	if found := c.search(`{"query":"aardvark"}`, bkOrg, "u"); len(found.Memories) != 1 {
+		t.Fatalf("search: %+v", found)
 	}
 	b.Signal(syscall.SIGTERM)
 	if err := b.Wait(30 * time.Second); err != nil {

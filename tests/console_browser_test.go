@@ -120,10 +120,10 @@ func TestConsoleInABrowser(t *testing.T) {
 	shot("06-key-secret")
 
 	// The key works over plain HTTP, as curl would use it.
-	if got := withKey(t, "POST", gw+"/api/v1/memory", key, `{"text":"Ada likes green tea"}`); got != 201 {
+	if got := statusWithKey(t, "POST", gw+"/api/v1/memory", key, `{"text":"Ada likes green tea"}`); got != 201 {
 		t.Fatalf("create a memory with the new key: %d", got)
 	}
-	if got := withKey(t, "GET", gw+"/api/v1/memory", key, ""); got != 200 {
+	if got := statusWithKey(t, "GET", gw+"/api/v1/memory", key, ""); got != 200 {
 		t.Fatalf("list memories with the new key: %d", got)
 	}
 
@@ -164,7 +164,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	shot("09-memories")
 	run("delete the memory", chromedp.Click("#memory-delete", chromedp.ByID),
 		chromedp.Poll(`document.querySelector("#memory-status").textContent === "Memory deleted."`, nil, chromedp.WithPollingTimeout(5*time.Second)))
-	if got := withKey(t, "GET", gw+"/api/v1/memory", key, ""); got != 200 {
+	if got := statusWithKey(t, "GET", gw+"/api/v1/memory", key, ""); got != 200 {
 		t.Fatalf("list after delete: %d", got)
 	}
 
@@ -187,8 +187,8 @@ func TestConsoleInABrowser(t *testing.T) {
 	if rerolled == key || !strings.HasPrefix(rerolled, "azen_") {
 		t.Fatalf("rerolled key %q", rerolled)
 	}
-	within(t, "the old secret after a reroll without grace", time.Second, 403, func() int { return withKey(t, "GET", gw+"/api/v1/memory", key, "") })
-	if got := withKey(t, "GET", gw+"/api/v1/memory", rerolled, ""); got != 200 {
+	within(t, "the old secret after a reroll without grace", time.Second, 403, func() int { return statusWithKey(t, "GET", gw+"/api/v1/memory", key, "") })
+	if got := statusWithKey(t, "GET", gw+"/api/v1/memory", rerolled, ""); got != 200 {
 		t.Fatalf("the rerolled key: %d", got)
 	}
 
@@ -201,7 +201,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	if left != 0 {
 		t.Fatalf("%d keys left after delete", left)
 	}
-	within(t, "the deleted key", time.Second, 403, func() int { return withKey(t, "GET", gw+"/api/v1/memory", rerolled, "") })
+	within(t, "the deleted key", time.Second, 403, func() int { return statusWithKey(t, "GET", gw+"/api/v1/memory", rerolled, "") })
 
 	run("account page", chromedp.Navigate(gw+"/console/account"), chromedp.WaitVisible("#change-password", chromedp.ByID))
 	shot("13-account")

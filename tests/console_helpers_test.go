@@ -1,14 +1,10 @@
 package tests
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/cookiejar"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -30,12 +26,9 @@ type consoleSystem struct {
 // 200 ms instead of 10 s, so tests see counts at once.
 func consoleCaddyfile(t *testing.T) string {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "Caddyfile"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := strings.Replace(string(raw), "\t\t\tmax_body 1MiB\n", "\t\t\tmax_body 1MiB\n\t\t\tusage_flush 200ms\n", 1)
-	if out == string(raw) {
+	raw := shippedCaddyfile(t)
+	out := strings.Replace(raw, "\t\t\tmax_body 1MiB\n", "\t\t\tmax_body 1MiB\n\t\t\tusage_flush 200ms\n", 1)
+	if out == raw {
 		t.Fatal("the shipped Caddyfile has no `max_body 1MiB` line to put usage_flush after")
 	}
 	return out
@@ -97,47 +90,19 @@ func newPerson(t *testing.T) *person {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
-// consoleResp is a decoded answer.
-type consoleResp struct {
-	status int
-	header http.Header
-	body   map[string]any
-	raw    string
-}
-
-func (r consoleResp) message() string { s, _ := r.body["message"].(string); return s }
-
-// do sends method path to base with a JSON body ("" for none) and extra
-// headers in pairs.
-func (p *person) do(method, url, body string, headers ...string) consoleResp {
+// do sends method url with a JSON body ("" for none) and extra headers in
+// pairs, with the person's cookies.
+func (p *person) do(method, url, body string, headers ...string) reply {
 	p.t.Helper()
-	var rd io.Reader
+	opts := []callOption{via(p.client), withHeaders(headers...)}
 	if body != "" {
-		rd = strings.NewReader(body)
+		opts = append(opts, withJSON(body))
 	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := p.client.Do(req)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	out := consoleResp{status: resp.StatusCode, header: resp.Header, raw: string(data)}
-	_ = json.Unmarshal(data, &out.body)
-	return out
+	return call(p.t, method, url, opts...)
 }
 
 // must is do that expects a status.
-func (p *person) must(status int, method, url, body string, headers ...string) consoleResp {
+func (p *person) must(status int, method, url, body string, headers ...string) reply {
 	p.t.Helper()
 	r := p.do(method, url, body, headers...)
 	if r.status != status {
@@ -151,17 +116,16 @@ func (p *person) signUp(base, orgName string) (userID, orgID string) {
 	p.t.Helper()
 	p.email = fmt.Sprintf("p%d@example.com", time.Now().UnixNano())
 	r := p.must(201, "POST", base+"/auth/sign-up", fmt.Sprintf(`{"email":%q,"password":"a long password","name":"Tester"}`, p.email))
-	userID = r.body["user"].(map[string]any)["id"].(string)
+	userID = r.session().User.ID
 	r = p.must(201, "POST", base+"/console/api/organizations", fmt.Sprintf(`{"name":%q}`, orgName))
-	return userID, r.body["organization"].(map[string]any)["id"].(string)
+	return userID, r.organizationID()
 }
 
 // createKey creates a key through the console API and returns id and secret.
 func (p *person) createKey(base, body string) (id, secret string) {
 	p.t.Helper()
-	r := p.must(201, "POST", base+"/console/api/keys", body)
-	k := r.body["key"].(map[string]any)
-	return k["id"].(string), k["key"].(string)
+	k := p.must(201, "POST", base+"/console/api/keys", body).key()
+	return k.ID, k.Key
 }
 
 // cookie is the session cookie the jar holds for 127.0.0.1.
@@ -175,35 +139,20 @@ func (p *person) cookie(base string) string {
 	return ""
 }
 
-// withCookie calls url with only the given session cookie.
-func withCookie(t *testing.T, method, url, cookie string) int {
+// statusWithCookie calls url with only the given session cookie.
+func statusWithCookie(t *testing.T, method, url, cookie string) int {
 	t.Helper()
-	req, _ := http.NewRequest(method, url, nil)
-	req.Header.Set("Cookie", account.CookieName+"="+cookie)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode
+	return call(t, method, url, withCookie(cookie)).status
 }
 
-// withKey calls url with an API key.
-func withKey(t *testing.T, method, url, key, body string) int {
+// statusWithKey calls url with an API key and a JSON body ("" for none).
+func statusWithKey(t *testing.T, method, url, key, body string) int {
 	t.Helper()
-	req, _ := http.NewRequest(method, url, bytes.NewBufferString(body))
-	req.Header.Set(contract.APIKeyHeader, key)
+	opts := []callOption{withKey(key)}
 	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
+		opts = append(opts, withJSON(body))
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode
+	return call(t, method, url, opts...).status
 }
 
 // within polls call until it returns want, failing after limit; it returns
@@ -224,11 +173,14 @@ func within(t *testing.T, what string, limit time.Duration, want int, call func(
 }
 
 // wantError checks a contract error body.
-func wantError(t *testing.T, r consoleResp, code int, message string) {
+func wantError(t *testing.T, r reply, code int, message string) {
 	t.Helper()
-	if r.status != code || r.header.Get("Content-Type") != "application/json" || len(r.body) != 3 ||
-		r.body["status"] != contract.StatusText(code) || r.body["code"] != float64(code) ||
-		(message != "" && r.message() != message) {
+	var fields map[string]any
+	_ = json.Unmarshal(r.raw, &fields)
+	var e contract.Error
+	_ = json.Unmarshal(r.raw, &e)
+	if r.status != code || r.header.Get("Content-Type") != "application/json" || len(fields) != 3 ||
+		e.Status != contract.StatusText(code) || e.Code != code || (message != "" && e.Message != message) {
 		t.Fatalf("got %d %s, want %d %q", r.status, r.raw, code, message)
 	}
 }

@@ -32,7 +32,7 @@ func TestConsoleAcrossTwoGateways(t *testing.T) {
 		wantError(t, p.do("POST", gw2+"/auth/sign-in", fmt.Sprintf(`{"email":%q,"password":"not the password"}`, ada.email)), 401, "Invalid email or password")
 		wantError(t, p.do("POST", gw2+"/auth/sign-in", `{"email":"nobody@example.com","password":"a long password"}`), 401, "Invalid email or password")
 		r := p.must(200, "POST", gw2+"/auth/sign-in", fmt.Sprintf(`{"email":%q,"password":"a long password"}`, strings.ToUpper(ada.email)))
-		if r.body["activeOrganizationId"] != orgID || !strings.Contains(r.header.Get("Set-Cookie"), "HttpOnly") ||
+		if r.session().activeOrganization() != orgID || !strings.Contains(r.header.Get("Set-Cookie"), "HttpOnly") ||
 			!strings.Contains(r.header.Get("Set-Cookie"), "SameSite=Lax") || !strings.Contains(r.header.Get("Set-Cookie"), "Path=/") {
 			t.Fatalf("sign-in answer %s, cookie %q", r.raw, r.header.Get("Set-Cookie"))
 		}
@@ -41,7 +41,7 @@ func TestConsoleAcrossTwoGateways(t *testing.T) {
 	t.Run("key deletion reaches both gateways within 1 s", func(t *testing.T) {
 		id, secret := ada.createKey(gw1, `{"name":"doomed"}`)
 		for _, gw := range []string{gw1, gw2} { // warm both caches
-			if got := withKey(t, "GET", gw+"/api/v1/memory", secret, ""); got != 200 {
+			if got := statusWithKey(t, "GET", gw+"/api/v1/memory", secret, ""); got != 200 {
 				t.Fatalf("new key on %s: %d", gw, got)
 			}
 		}
@@ -51,7 +51,7 @@ func TestConsoleAcrossTwoGateways(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				d := within(t, "deleted key on "+gw, time.Second, 403, func() int { return withKey(t, "GET", gw+"/api/v1/memory", secret, "") })
+				d := within(t, "deleted key on "+gw, time.Second, 403, func() int { return statusWithKey(t, "GET", gw+"/api/v1/memory", secret, "") })
 				t.Logf("deleted key refused on %s after %s", gw, d)
 			}()
 		}
@@ -61,13 +61,13 @@ func TestConsoleAcrossTwoGateways(t *testing.T) {
 	t.Run("reroll without grace: the old secret stops on both gateways within 1 s", func(t *testing.T) {
 		id, old := ada.createKey(gw1, `{"name":"rolled"}`)
 		for _, gw := range []string{gw1, gw2} {
-			withKey(t, "GET", gw+"/api/v1/memory", old, "")
+			statusWithKey(t, "GET", gw+"/api/v1/memory", old, "")
 		}
 		r := ada.must(200, "POST", gw2+"/console/api/keys/"+id+"/reroll", `{"gracePeriod":0}`)
-		fresh := r.body["key"].(map[string]any)["key"].(string)
+		fresh := r.key().Key
 		for _, gw := range []string{gw1, gw2} {
-			within(t, "old secret on "+gw, time.Second, 403, func() int { return withKey(t, "GET", gw+"/api/v1/memory", old, "") })
-			if got := withKey(t, "GET", gw+"/api/v1/memory", fresh, ""); got != 200 {
+			within(t, "old secret on "+gw, time.Second, 403, func() int { return statusWithKey(t, "GET", gw+"/api/v1/memory", old, "") })
+			if got := statusWithKey(t, "GET", gw+"/api/v1/memory", fresh, ""); got != 200 {
 				t.Fatalf("new secret on %s: %d", gw, got)
 			}
 		}
@@ -78,22 +78,21 @@ func TestConsoleAcrossTwoGateways(t *testing.T) {
 		missing := testenv.NewUUID()
 		for i := range 7 {
 			gw := []string{gw1, gw2}[i%2]
-			withKey(t, "POST", gw+"/api/v1/memory", secret, `{"text":"tea number `+fmt.Sprint(i)+`"}`)
+			statusWithKey(t, "POST", gw+"/api/v1/memory", secret, `{"text":"tea number `+fmt.Sprint(i)+`"}`)
 		}
 		for i := range 3 {
 			gw := []string{gw1, gw2}[i%2]
-			withKey(t, "GET", gw+"/api/v1/memory/"+missing, secret, "")
+			statusWithKey(t, "GET", gw+"/api/v1/memory/"+missing, secret, "")
 		}
 		waitFor(t, "usage of both gateways", func() bool {
-			r := ada.must(200, "GET", gw2+"/console/api/usage?days=1&keyId="+id, "")
-			s := r.body["summary"].(map[string]any)
-			return s["total"] == float64(10) && s["memory_create"] == float64(7) && s["error"] == float64(3) && s["success"] == float64(7)
+			s := ada.must(200, "GET", gw2+"/console/api/usage?days=1&keyId="+id, "").usage().Summary
+			return s.Total == 10 && s.MemoryCreate == 7 && s.Error == 3 && s.Success == 7
 		})
-		r := ada.must(200, "GET", gw1+"/console/api/usage?keyId="+id, "")
-		if labels := r.body["labels"].([]any); len(labels) != 30 || labels[29] != time.Now().UTC().Format(time.DateOnly) {
+		u := ada.must(200, "GET", gw1+"/console/api/usage?keyId="+id, "").usage()
+		if labels := u.Labels; len(labels) != 30 || labels[29] != time.Now().UTC().Format(time.DateOnly) {
 			t.Fatalf("labels %v", labels)
 		}
-		if series := r.body["series"].(map[string]any)["total"].([]any); series[29] != float64(10) {
+		if series := u.Series["total"]; series[29] != 10 {
 			t.Fatalf("today's total %v", series[29])
 		}
 	})
@@ -103,25 +102,24 @@ func TestConsoleAcrossTwoGateways(t *testing.T) {
 		p.must(200, "POST", gw2+"/auth/sign-in", fmt.Sprintf(`{"email":%q,"password":"a long password"}`, ada.email))
 		cookie := p.cookie(gw2)
 		for _, gw := range []string{gw1, gw2} {
-			if got := withCookie(t, "GET", gw+"/auth/session", cookie); got != 200 {
+			if got := statusWithCookie(t, "GET", gw+"/auth/session", cookie); got != 200 {
 				t.Fatalf("session on %s: %d", gw, got)
 			}
 		}
 		r := p.must(200, "POST", gw1+"/auth/sign-out", "")
-		if r.raw != "{\"status\":\"success\"}\n" || !strings.Contains(r.header.Get("Set-Cookie"), "Max-Age=0") {
+		if string(r.raw) != "{\"status\":\"success\"}\n" || !strings.Contains(r.header.Get("Set-Cookie"), "Max-Age=0") {
 			t.Fatalf("sign-out answer %q, cookie %q", r.raw, r.header.Get("Set-Cookie"))
 		}
 		for _, gw := range []string{gw1, gw2} {
-			within(t, "signed-out session on "+gw, time.Second, 401, func() int { return withCookie(t, "GET", gw+"/auth/session", cookie) })
+			within(t, "signed-out session on "+gw, time.Second, 401, func() int { return statusWithCookie(t, "GET", gw+"/auth/session", cookie) })
 		}
 	})
 
 	t.Run("choosing an organization applies on both gateways at once", func(t *testing.T) {
-		r := ada.must(201, "POST", gw1+"/console/api/organizations", `{"name":"Second"}`)
-		second := r.body["organization"].(map[string]any)["id"].(string)
+		second := ada.must(201, "POST", gw1+"/console/api/organizations", `{"name":"Second"}`).organizationID()
 		ada.must(200, "POST", gw1+"/console/api/organizations/active", fmt.Sprintf(`{"organizationId":%q}`, second))
 		for _, gw := range []string{gw1, gw2} {
-			if got := ada.must(200, "GET", gw+"/auth/session", "").body["activeOrganizationId"]; got != second {
+			if got := ada.must(200, "GET", gw+"/auth/session", "").session().activeOrganization(); got != second {
 				t.Fatalf("active organization on %s: %v", gw, got)
 			}
 		}
@@ -134,9 +132,8 @@ func TestConsoleAcrossTwoGateways(t *testing.T) {
 			wantError(t, r, 403, "")
 		}
 		wantError(t, newPerson(t).do("POST", gw1+"/auth/sign-in", `{"email":"a@example.com","password":"x"}`, "Sec-Fetch-Site", "cross-site"), 403, "")
-		keys := ada.must(200, "GET", gw1+"/console/api/keys", "").body["keys"].([]any)
-		for _, k := range keys {
-			if k.(map[string]any)["name"] == "forged" {
+		for _, k := range ada.must(200, "GET", gw1+"/console/api/keys", "").keys() {
+			if k.Name == "forged" {
 				t.Fatal("the forged request created a key")
 			}
 		}
@@ -182,27 +179,27 @@ func TestConsoleAcrossTwoGateways(t *testing.T) {
 		bot := newPerson(t)
 		h := func(key string) []string { return []string{"azen-api-key", key} }
 		r := bot.must(200, "GET", gw2+"/console/api/keys", "", h(admin)...)
-		if n := len(r.body["keys"].([]any)); n < 3 {
+		if n := len(r.keys()); n < 3 {
 			t.Fatalf("the automation key sees %d keys", n)
 		}
 		r = bot.must(201, "POST", gw1+"/console/api/keys", `{"name":"made by a key"}`, h(admin)...)
-		made := r.body["key"].(map[string]any)
-		if made["organizationId"] != orgID || made["userId"] != adaID {
-			t.Fatalf("key made by a key: %v", made)
+		made := r.key()
+		if made.OrganizationID != orgID || made.UserID != adaID {
+			t.Fatalf("key made by a key: %+v", made)
 		}
-		bot.must(200, "POST", gw2+"/console/api/keys/"+made["id"].(string)+"/disable", "", h(admin)...)
+		bot.must(200, "POST", gw2+"/console/api/keys/"+made.ID+"/disable", "", h(admin)...)
 		wantError(t, bot.do("POST", gw1+"/console/api/keys/"+foreignID+"/disable", "", h(admin)...), 404, "API key not found")
 		wantError(t, bot.do("DELETE", gw1+"/console/api/keys/"+foreignID, "", h(admin)...), 404, "API key not found")
 		wantError(t, bot.do("GET", gw1+"/console/api/keys", "", h(plain)...), 403, "API key lacks permission keys:read")
 		wantError(t, bot.do("GET", gw1+"/console/api/usage", "", h(admin)...), 401, "")
-		if got := withKey(t, "GET", gw1+"/api/v1/memory", made["key"].(string), ""); got != 403 {
+		if got := statusWithKey(t, "GET", gw1+"/api/v1/memory", made.Key, ""); got != 403 {
 			t.Fatalf("the disabled key still works: %d", got)
 		}
 	})
 
 	t.Run("failed sign-ins are limited per client address", func(t *testing.T) {
 		p := newPerson(t)
-		var last consoleResp
+		var last reply
 		for range 21 {
 			last = p.do("POST", gw1+"/auth/sign-in", `{"email":"nobody@example.com","password":"wrong password"}`)
 			if last.status == 429 {

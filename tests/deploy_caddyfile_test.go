@@ -388,37 +388,26 @@ func createDeployKey(t *testing.T, env map[string]string, extra ...string) deplo
 	return k
 }
 
-func deployAPIRequest(t *testing.T, method, url, key string) *http.Response {
+// deployAPIRequest sends method url with key ("" for none), with a JSON
+// body for POST.
+func deployAPIRequest(t *testing.T, method, url, key string) reply {
 	t.Helper()
-	var body io.Reader
+	var opts []callOption
 	if method == http.MethodPost {
-		body = strings.NewReader(`{"text":"deploy test"}`)
-	}
-	req, err := http.NewRequest(method, url, body)
-	if err != nil {
-		t.Fatal(err)
+		opts = append(opts, withJSON(`{"text":"deploy test"}`))
 	}
 	if key != "" {
-		req.Header.Set("azen-api-key", key)
+		opts = append(opts, withKey(key))
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp
+	return call(t, method, url, opts...)
 }
 
-func deployExpectOK(t *testing.T, resp *http.Response) {
+func deployExpectOK(t *testing.T, r reply) {
 	t.Helper()
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("%s %s: %d %s", resp.Request.Method, resp.Request.URL.Path, resp.StatusCode, b)
+	if r.status != http.StatusOK {
+		t.Fatalf("%s %s: %d %s", r.method, r.url, r.status, r.raw)
 	}
-	if ids := resp.Header.Values("X-Request-Id"); len(ids) != 1 || ids[0] == "" {
+	if ids := r.header.Values("X-Request-Id"); len(ids) != 1 || ids[0] == "" {
 		t.Errorf("X-Request-Id %q, want exactly one", ids)
 	}
 }
@@ -440,26 +429,17 @@ func TestShippedCaddyfileServes(t *testing.T) {
 	api := gw.URL + "/api/v1/memory"
 
 	t.Run("healthz answers without a key", func(t *testing.T) {
-		resp, err := http.Get(gw.URL + "/healthz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" || string(body) != `{"status":"ok"}` {
-			t.Errorf("/healthz: %d %q %s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+		r := call(t, "GET", gw.URL+"/healthz")
+		if r.status != 200 || r.header.Get("Content-Type") != "application/json" || string(r.raw) != `{"status":"ok"}` {
+			t.Errorf("/healthz: %d %q %s", r.status, r.header.Get("Content-Type"), r.raw)
 		}
 	})
 	t.Run("unknown path is a JSON 404", func(t *testing.T) {
-		resp, err := http.Get(gw.URL + "/v2/anything")
-		if err != nil {
-			t.Fatal(err)
-		}
-		getJSONError(t, resp, http.StatusNotFound)
+		wantAPIError(t, call(t, "GET", gw.URL+"/v2/anything"), http.StatusNotFound)
 	})
 	t.Run("api without a key is a JSON 401 and reaches no backend", func(t *testing.T) {
 		before := a.api.Load() + b.api.Load()
-		getJSONError(t, deployAPIRequest(t, http.MethodGet, api, ""), http.StatusUnauthorized)
+		wantAPIError(t, deployAPIRequest(t, http.MethodGet, api, ""), http.StatusUnauthorized)
 		if a.api.Load()+b.api.Load() != before {
 			t.Error("an unauthenticated request reached a backend")
 		}
@@ -501,12 +481,8 @@ func TestShippedCaddyfileServes(t *testing.T) {
 	t.Run("the access log names the key id, never the key", func(t *testing.T) {
 		// A key in the wrong place (query string, another header) is refused
 		// and must not be logged either.
-		req, _ := http.NewRequest(http.MethodGet, api+"?apikey="+key.Key+"&Azen-Api-Key="+key.Key, nil)
-		req.Header.Set("X-Api-Key", key.Key)
-		req.Header.Set("X-Request-Id", "misplaced-key")
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-		}
+		_, _ = tryCall(http.MethodGet, api+"?apikey="+key.Key+"&Azen-Api-Key="+key.Key,
+			withHeader("X-Api-Key", key.Key), withHeader("X-Request-Id", "misplaced-key"))
 		waitForLog(t, gw.Process, `"uri":"/api/v1/memory"`)
 		waitForLog(t, gw.Process, `"request_id":"misplaced-key"`)
 		out := gw.Output()
@@ -623,21 +599,16 @@ func TestShippedCaddyfileDrainedReplicaLosesNothing(t *testing.T) {
 					return
 				default:
 				}
-				req, _ := http.NewRequest(http.MethodPost, gw.URL+"/api/v1/memory", strings.NewReader(`{"text":"steady"}`))
-				req.Header.Set("azen-api-key", key.Key)
-				req.Header.Set("Content-Type", "application/json")
 				sent.Add(1)
-				resp, err := client.Do(req)
+				r, err := tryCall(http.MethodPost, gw.URL+"/api/v1/memory", via(client), withKey(key.Key), withJSON(`{"text":"steady"}`))
 				if err != nil {
 					failed.Add(1)
 					firstFailure.CompareAndSwap(nil, err.Error())
 					continue
 				}
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
+				if r.status != http.StatusOK {
 					failed.Add(1)
-					firstFailure.CompareAndSwap(nil, fmt.Sprintf("%d %s", resp.StatusCode, body))
+					firstFailure.CompareAndSwap(nil, r.String())
 				}
 			}
 		}()

@@ -612,53 +612,8 @@ func TestDockerfiles(t *testing.T) {
 			if len(stages) < 2 {
 				t.Fatalf("%s has %d stages, want a build stage and a minimal run stage", df, len(stages))
 			}
-			final := ins[stages[len(stages)-1]].args[0]
-			if !strings.HasPrefix(final, "gcr.io/distroless/static") && final != "scratch" {
-				t.Errorf("%s runs on %s, want distroless static or scratch", df, final)
-			}
-			if !strings.HasPrefix(ins[stages[0]].args[0], "golang:") {
-				t.Errorf("%s builds on %s, want the Go image", df, ins[stages[0]].args[0])
-			}
 			finalStage := ins[stages[len(stages)-1]+1:]
-
-			// Non-root: the last USER of the final stage.
-			user := ""
-			for _, in := range finalStage {
-				if in.cmd == "USER" {
-					user = in.args[0]
-				}
-			}
-			if u, _, _ := strings.Cut(user, ":"); u == "" || u == "root" || u == "0" {
-				t.Errorf("%s: the image runs as %q, want a non-root USER", df, user)
-			}
-
-			// Static, reproducible builds of the right package.
-			built := false
-			for _, in := range ins {
-				if in.cmd != "RUN" || in.json || !strings.Contains(in.args[0], "go build") {
-					continue
-				}
-				for _, cmd := range strings.Split(in.args[0], "&&") {
-					if !strings.Contains(cmd, "go build") {
-						continue
-					}
-					if !strings.Contains(cmd, "CGO_ENABLED=0") || !strings.Contains(cmd, "-trimpath") {
-						t.Errorf("%s:%d: %q lacks CGO_ENABLED=0 or -trimpath", df, in.line, strings.TrimSpace(cmd))
-					}
-					f := strings.Fields(cmd)
-					pkg := f[len(f)-1]
-					if _, err := os.Stat(filepath.Join(root, pkg)); err != nil {
-						t.Errorf("%s:%d builds %s, which does not exist", df, in.line, pkg)
-					}
-					built = built || pkg == tc.pkg
-				}
-			}
-			if !built {
-				t.Errorf("%s never builds %s", df, tc.pkg)
-			}
-
-			// Every COPY from the build context exists and is not ignored.
-			copied := map[string]bool{} // destinations
+			copied := map[string]bool{} // destinations of COPY and ADD
 			for _, in := range ins {
 				if in.cmd != "COPY" && in.cmd != "ADD" {
 					continue
@@ -670,47 +625,103 @@ func TestDockerfiles(t *testing.T) {
 					} else {
 						copied[dest] = true
 					}
-					if in.flag("from") != "" {
-						continue
-					}
-					if _, err := os.Stat(filepath.Join(s.Build.Context, src)); err != nil {
-						t.Errorf("%s:%d copies %s, which does not exist", df, in.line, src)
-					}
-					if ignored, _ := ignore.MatchesOrParentMatches(src); src != "." && ignored {
-						t.Errorf("%s:%d copies %s, which .dockerignore excludes", df, in.line, src)
-					}
 				}
 			}
 
-			// ENTRYPOINT runs our binary, copied into the image; exec forms only.
-			var entry, cmd []string
-			for _, in := range finalStage {
-				switch in.cmd {
-				case "ENTRYPOINT", "CMD", "HEALTHCHECK":
-					if !in.json {
-						t.Errorf("%s:%d: %s should use the exec form [\"...\"] (no shell in the image)", df, in.line, in.cmd)
+			t.Run("it builds on the Go image and runs on distroless static or scratch", func(t *testing.T) {
+				final := ins[stages[len(stages)-1]].args[0]
+				if !strings.HasPrefix(final, "gcr.io/distroless/static") && final != "scratch" {
+					t.Errorf("%s runs on %s, want distroless static or scratch", df, final)
+				}
+				if !strings.HasPrefix(ins[stages[0]].args[0], "golang:") {
+					t.Errorf("%s builds on %s, want the Go image", df, ins[stages[0]].args[0])
+				}
+			})
+			t.Run("the image runs as a non-root user", func(t *testing.T) {
+				user := "" // the last USER of the final stage
+				for _, in := range finalStage {
+					if in.cmd == "USER" {
+						user = in.args[0]
 					}
 				}
+				if u, _, _ := strings.Cut(user, ":"); u == "" || u == "root" || u == "0" {
+					t.Errorf("%s: the image runs as %q, want a non-root USER", df, user)
+				}
+			})
+			t.Run("go build is static and reproducible, of the right package", func(t *testing.T) {
+				built := false
+				for _, in := range ins {
+					if in.cmd != "RUN" || in.json || !strings.Contains(in.args[0], "go build") {
+						continue
+					}
+					for _, cmd := range strings.Split(in.args[0], "&&") {
+						if !strings.Contains(cmd, "go build") {
+							continue
+						}
+						if !strings.Contains(cmd, "CGO_ENABLED=0") || !strings.Contains(cmd, "-trimpath") {
+							t.Errorf("%s:%d: %q lacks CGO_ENABLED=0 or -trimpath", df, in.line, strings.TrimSpace(cmd))
+						}
+						f := strings.Fields(cmd)
+						pkg := f[len(f)-1]
+						if _, err := os.Stat(filepath.Join(root, pkg)); err != nil {
+							t.Errorf("%s:%d builds %s, which does not exist", df, in.line, pkg)
+						}
+						built = built || pkg == tc.pkg
+					}
+				}
+				if !built {
+					t.Errorf("%s never builds %s", df, tc.pkg)
+				}
+			})
+			t.Run("every COPY from the build context exists and is not ignored", func(t *testing.T) {
+				for _, in := range ins {
+					if (in.cmd != "COPY" && in.cmd != "ADD") || in.flag("from") != "" {
+						continue
+					}
+					for _, src := range in.args[:len(in.args)-1] {
+						if _, err := os.Stat(filepath.Join(s.Build.Context, src)); err != nil {
+							t.Errorf("%s:%d copies %s, which does not exist", df, in.line, src)
+						}
+						if ignored, _ := ignore.MatchesOrParentMatches(src); src != "." && ignored {
+							t.Errorf("%s:%d copies %s, which .dockerignore excludes", df, in.line, src)
+						}
+					}
+				}
+			})
+			var entry, cmd []string
+			for _, in := range finalStage {
 				switch in.cmd {
 				case "ENTRYPOINT":
 					entry = in.args
 				case "CMD":
 					cmd = in.args
-				case "HEALTHCHECK":
-					if len(in.args) < 2 || in.args[0] != "CMD" || !copied[in.args[1]] {
+				}
+			}
+			t.Run("ENTRYPOINT runs the copied binary, in exec forms only", func(t *testing.T) {
+				for _, in := range finalStage {
+					switch in.cmd {
+					case "ENTRYPOINT", "CMD", "HEALTHCHECK":
+						if !in.json {
+							t.Errorf("%s:%d: %s should use the exec form [\"...\"] (no shell in the image)", df, in.line, in.cmd)
+						}
+					}
+					if in.cmd == "HEALTHCHECK" && (len(in.args) < 2 || in.args[0] != "CMD" || !copied[in.args[1]]) {
 						t.Errorf("%s: HEALTHCHECK %v runs a program the image does not contain", df, in.args)
 					}
 				}
+				if len(entry) == 0 || filepath.Base(entry[0]) != tc.binary || !copied[entry[0]] {
+					t.Errorf("%s: ENTRYPOINT %v, want the copied %s", df, entry, tc.binary)
+				}
+			})
+			t.Run("the compose health check runs a program the image contains", func(t *testing.T) {
+				if s.HealthCheck != nil && s.HealthCheck.Test[0] == "CMD" && !copied[s.HealthCheck.Test[1]] {
+					t.Errorf("compose health check of %s runs %s, which the image does not contain", tc.service, s.HealthCheck.Test[1])
+				}
+			})
+			if tc.service != "gateway" {
+				return
 			}
-			if len(entry) == 0 || filepath.Base(entry[0]) != tc.binary || !copied[entry[0]] {
-				t.Errorf("%s: ENTRYPOINT %v, want the copied %s", df, entry, tc.binary)
-			}
-			// The compose health check runs a program the image contains.
-			if s.HealthCheck != nil && s.HealthCheck.Test[0] == "CMD" && !copied[s.HealthCheck.Test[1]] {
-				t.Errorf("compose health check of %s runs %s, which the image does not contain", tc.service, s.HealthCheck.Test[1])
-			}
-			if tc.service == "gateway" {
-				// The shipped Caddyfile is in the image and is what runs.
+			t.Run("the shipped Caddyfile is in the image and is what runs", func(t *testing.T) {
 				cfg := ""
 				if i := slices.Index(cmd, "--config"); i >= 0 && i+1 < len(cmd) {
 					cfg = cmd[i+1]
@@ -720,7 +731,8 @@ func TestDockerfiles(t *testing.T) {
 				}) {
 					t.Errorf("%s: CMD %v does not run the shipped Caddyfile copied into the image", df, cmd)
 				}
-				// Caddy's data folder (certificates) is the compose volume.
+			})
+			t.Run("Caddy's data folder (certificates) is a compose volume", func(t *testing.T) {
 				data := ""
 				for _, in := range finalStage {
 					if in.cmd == "ENV" {
@@ -734,7 +746,7 @@ func TestDockerfiles(t *testing.T) {
 				if data == "" || !slices.ContainsFunc(s.Volumes, func(v types.ServiceVolumeConfig) bool { return v.Target == data }) {
 					t.Errorf("XDG_DATA_HOME %q is not a compose volume of the gateway", data)
 				}
-			}
+			})
 		})
 	}
 }

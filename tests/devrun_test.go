@@ -105,10 +105,10 @@ func TestMakeRunAsANewUser(t *testing.T) {
 	}
 	dev := newPerson(t)
 	r := dev.must(200, "POST", fmt.Sprintf("http://127.0.0.1:%d/auth/sign-in", site), fmt.Sprintf(`{"email":%q,"password":%q}`, email, password))
-	if r.body["activeOrganizationId"] == nil {
+	if r.session().ActiveOrganizationID == nil {
 		t.Fatalf("the development login has no organization: %s", r.raw)
 	}
-	if keys := dev.must(200, "GET", fmt.Sprintf("http://127.0.0.1:%d/console/api/keys", site), "").body["keys"].([]any); len(keys) != 1 {
+	if keys := dev.must(200, "GET", fmt.Sprintf("http://127.0.0.1:%d/console/api/keys", site), "").keys(); len(keys) != 1 {
 		t.Fatalf("the development key is not in the development organization: %v", keys)
 	}
 	if page := dev.do("GET", consoleURL, ""); page.status != 303 || page.header.Get("Location") != "/console/keys" {

@@ -76,9 +76,10 @@ func TestAClientsBadBodyNeverCountsAgainstAReplica(t *testing.T) {
 			default:
 			}
 			start := time.Now()
-			code, _, err := sysTry("POST", gw.URL+"/api/v1/memory", victim.Key, map[string]any{"text": "victim at work"})
+			r, err := sysTry("POST", gw.URL+"/api/v1/memory", victim.Key, map[string]any{"text": "victim at work"})
 			d := time.Since(start)
 			victimMu.Lock()
+			code := r.status
 			if err != nil {
 				code = -1
 			}

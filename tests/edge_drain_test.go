@@ -3,7 +3,6 @@ package tests
 import (
 	"fmt"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -72,16 +71,14 @@ func TestReplicaDrainUnderKeepAliveLosesNothing(t *testing.T) {
 		go func(w int) {
 			defer wg.Done()
 			for i := 0; !stop.Load(); i++ {
-				req, _ := http.NewRequest("POST", gw.URL+"/api/v1/memory", strings.NewReader(fmt.Sprintf(`{"text":"writer %d create %d"}`, w, i)))
-				req.Header.Set("azen-api-key", key.Key)
-				req.Header.Set("Content-Type", "application/json")
+				body := withJSON(fmt.Sprintf(`{"text":"writer %d create %d"}`, w, i))
 				sent.Add(1)
-				code, body, err := sysDo(client, req)
+				r, err := tryJSON("POST", gw.URL+"/api/v1/memory", via(client), withKey(key.Key), body)
 				mu.Lock()
-				if err != nil || code != 201 {
-					failures = append(failures, fmt.Sprintf("%d %v %v", code, body, err))
+				if err != nil || r.status != 201 {
+					failures = append(failures, fmt.Sprintf("%v %v", r, err))
 				} else {
-					acked = append(acked, body["memoryId"].(string))
+					acked = append(acked, r.created().MemoryID)
 				}
 				mu.Unlock()
 			}
@@ -117,15 +114,13 @@ func TestReplicaDrainUnderKeepAliveLosesNothing(t *testing.T) {
 	// retried dial on some of these requests).
 	stored := map[string]bool{}
 	for page := 1; ; page++ {
-		req, _ := http.NewRequest("GET", fmt.Sprintf("%s/api/v1/memory?per=100&page=%d", gw.URL, page), nil)
-		req.Header.Set("azen-api-key", key.Key)
-		code, body, err := sysDo(client, req)
-		if err != nil || code != 200 {
-			t.Fatalf("list page %d: %d %v %v", page, code, body, err)
+		r, err := tryJSON("GET", fmt.Sprintf("%s/api/v1/memory?per=100&page=%d", gw.URL, page), via(client), withKey(key.Key))
+		if err != nil || r.status != 200 {
+			t.Fatalf("list page %d: %v %v", page, r, err)
 		}
-		mems := body["memories"].([]any)
+		mems := r.page().Memories
 		for _, m := range mems {
-			stored[m.(map[string]any)["id"].(string)] = true
+			stored[m.ID] = true
 		}
 		if len(mems) < 100 {
 			break

@@ -1,11 +1,6 @@
 package tests
 
 import (
-	"encoding/json"
-	"fmt"
-	"io"
-	"net/http"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -41,10 +36,7 @@ func startEdgeStack(t *testing.T, gatewayEnv ...string) *edgeStack {
 // the stack's backend, with gatewayEnv (in pairs) added.
 func (s *edgeStack) startGateway(t *testing.T, gatewayEnv ...string) *testenv.Gateway {
 	t.Helper()
-	caddyfile, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "Caddyfile"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	caddyfile := shippedCaddyfile(t)
 	gwEnv := map[string]string{"AZEN_BACKENDS": s.backend.Addr}
 	for k, v := range s.env {
 		gwEnv[k] = v
@@ -52,20 +44,5 @@ func (s *edgeStack) startGateway(t *testing.T, gatewayEnv ...string) *testenv.Ga
 	for i := 0; i+1 < len(gatewayEnv); i += 2 {
 		gwEnv[gatewayEnv[i]] = gatewayEnv[i+1]
 	}
-	return testenv.StartGateway(t, string(caddyfile), gwEnv)
-}
-
-// sysDo sends req with client and decodes a JSON answer.
-func sysDo(client *http.Client, req *http.Request) (int, map[string]any, error) {
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var out map[string]any
-	if err := json.Unmarshal(raw, &out); err != nil {
-		return resp.StatusCode, nil, fmt.Errorf("status %d, body not JSON: %q", resp.StatusCode, raw)
-	}
-	return resp.StatusCode, out, nil
+	return testenv.StartGateway(t, caddyfile, gwEnv)
 }

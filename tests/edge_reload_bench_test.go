@@ -2,8 +2,6 @@ package tests
 
 import (
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/azen-sh/gateway/internal/contract"
 	"github.com/azen-sh/gateway/internal/testenv"
 )
 
@@ -60,32 +57,9 @@ func BenchmarkReloadUnderPOSTLoad(b *testing.B) {
 
 func benchReload(b *testing.B, edit func(string) string, newClient func() *http.Client, header string) {
 	secret := testenv.GatewaySecret()
-	signer, err := contract.NewSigner(secret)
-	if err != nil {
-		b.Fatal(err)
-	}
 	var stubs []string
 	for range 2 {
-		addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b))
-		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path == "/readyz" {
-				return
-			}
-			_, _ = io.Copy(io.Discard, r.Body)
-			if _, _, err := signer.Verify(r, time.Now()); err != nil {
-				http.Error(w, "bad signature", http.StatusUnauthorized)
-				return
-			}
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = io.WriteString(w, `{"status":"success"}`)
-		})}
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			b.Fatal(err)
-		}
-		go srv.Serve(ln)
-		b.Cleanup(func() { srv.Close() })
-		stubs = append(stubs, addr)
+		stubs = append(stubs, startUpstream(b, verifying(secret)).Addr)
 	}
 	env := map[string]string{
 		"AZEN_DATABASE_URL":   "sqlite:" + filepath.Join(b.TempDir(), "gateway.db"),
@@ -114,23 +88,17 @@ func benchReload(b *testing.B, edit func(string) string, newClient func() *http.
 			defer wg.Done()
 			client := newClient()
 			for !stop.Load() {
-				req, _ := http.NewRequest("POST", gw.URL+"/api/v1/memory", strings.NewReader(`{"text":"reload"}`))
-				req.Header.Set("azen-api-key", key.Key)
-				req.Header.Set("Content-Type", "application/json")
+				opts := []callOption{via(client), withKey(key.Key), withJSON(`{"text":"reload"}`)}
 				if header != "" {
-					req.Header.Set(header, fmt.Sprint(sent.Load()))
+					opts = append(opts, withHeader(header, fmt.Sprint(sent.Load())))
 				}
 				sent.Add(1)
-				resp, err := client.Do(req)
+				r, err := tryCall("POST", gw.URL+"/api/v1/memory", opts...)
 				kind := ""
 				if err != nil {
 					kind = errorKind(err)
-				} else {
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != 200 {
-						kind = fmt.Sprintf("status %d", resp.StatusCode)
-					}
+				} else if r.status != 200 {
+					kind = fmt.Sprintf("status %d", r.status)
 				}
 				if kind != "" {
 					failed.Add(1)

@@ -5,12 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/azen-sh/gateway/internal/testenv"
 )
 
 // TestReloadKeepsIdleKeepAliveConnections: a client holds a keep-alive
@@ -22,10 +18,7 @@ import (
 // answers. Twice, so a handed-over connection survives the next reload too.
 func TestReloadKeepsIdleKeepAliveConnections(t *testing.T) {
 	s := startEdgeStack(t)
-	caddyfile, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "Caddyfile"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	caddyfile := shippedCaddyfile(t)
 	c := mustDial(t, fmt.Sprintf("127.0.0.1:%d", s.gateway.Port))
 	defer c.Close()
 	r := bufio.NewReader(c)
@@ -51,7 +44,7 @@ func TestReloadKeepsIdleKeepAliveConnections(t *testing.T) {
 		t.Fatalf("first create: %d %v", code, err)
 	}
 	for i := 1; i <= 2; i++ {
-		if out, err := s.gateway.ReloadForce(string(caddyfile)); err != nil {
+		if out, err := s.gateway.ReloadForce(caddyfile); err != nil {
 			t.Fatalf("reload %d: %v\n%s", i, err, out)
 		}
 		time.Sleep(200 * time.Millisecond) // the old server has closed what it closes

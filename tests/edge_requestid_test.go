@@ -1,11 +1,7 @@
 package tests
 
 import (
-	"fmt"
-	"io"
-	"net/http"
 	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/azen-sh/gateway/internal/contract"
@@ -41,47 +37,30 @@ const requestIDCaddyfile = `{
 `
 
 func TestRequestIDWithoutTheDirective(t *testing.T) {
-	var mu sync.Mutex
-	seen := map[string]bool{}
-	upAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	up := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get(contract.RequestIDHeader)
-		mu.Lock()
-		seen[id] = true
-		mu.Unlock()
-		w.Header().Set(contract.RequestIDHeader, id) // echoed, like azen-backend
-		io.WriteString(w, `{"status":"success"}`)
-	})}
-	go up.Serve(mustListen(t, upAddr))
-	t.Cleanup(func() { up.Close() })
+	up := startUpstream(t, likeAzenBackend())
 
 	env := map[string]string{
 		"AZEN_DATABASE_URL":   "sqlite:" + filepath.Join(t.TempDir(), "gateway.db"),
 		"AZEN_GATEWAY_SECRET": testenv.GatewaySecret(),
-		"UP":                  upAddr,
+		"UP":                  up.Addr,
 	}
 	key := testenv.CreateKeyFull(t, env)
 	gw := testenv.StartGateway(t, requestIDCaddyfile, env)
 
-	call := func(t *testing.T, path, apiKey, clientID string, want int) string {
+	get := func(t *testing.T, path, apiKey, clientID string, want int) string {
 		t.Helper()
-		req, _ := http.NewRequest("GET", gw.URL+path, nil)
+		var opts []callOption
 		if apiKey != "" {
-			req.Header.Set(contract.APIKeyHeader, apiKey)
+			opts = append(opts, withKey(apiKey))
 		}
 		if clientID != "" {
-			req.Header.Set(contract.RequestIDHeader, clientID)
+			opts = append(opts, withHeader(contract.RequestIDHeader, clientID))
 		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
+		r := call(t, "GET", gw.URL+path, opts...)
+		if r.status != want {
+			t.Fatalf("GET %s: status %d, want %d", path, r.status, want)
 		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != want {
-			t.Fatalf("GET %s: status %d, want %d", path, resp.StatusCode, want)
-		}
-		ids := resp.Header.Values(contract.RequestIDHeader)
+		ids := r.header.Values(contract.RequestIDHeader)
 		if len(ids) != 1 || !contract.SaneRequestID(ids[0]) {
 			t.Fatalf("GET %s (%d): X-Request-Id %q, want exactly one", path, want, ids)
 		}
@@ -89,25 +68,23 @@ func TestRequestIDWithoutTheDirective(t *testing.T) {
 	}
 
 	t.Run("azen_auth success carries one id, the one the upstream saw", func(t *testing.T) {
-		id := call(t, "/api/v1/memory", key.Key, "", 200)
-		mu.Lock()
-		defer mu.Unlock()
-		if !seen[id] {
+		id := get(t, "/api/v1/memory", key.Key, "", 200)
+		if !up.SawRequestID(id) {
 			t.Errorf("the upstream never saw id %q", id)
 		}
 	})
 	t.Run("azen_auth keeps a sane client id", func(t *testing.T) {
-		if id := call(t, "/api/v1/memory", key.Key, "client-42", 200); id != "client-42" {
+		if id := get(t, "/api/v1/memory", key.Key, "client-42", 200); id != "client-42" {
 			t.Errorf("id %q, want the client's", id)
 		}
 	})
 	t.Run("azen_auth refusal carries one id", func(t *testing.T) {
-		call(t, "/api/v1/memory", "", "", 401)
-		call(t, "/api/v1/memory", "azen_notakey", "", 403)
+		get(t, "/api/v1/memory", "", "", 401)
+		get(t, "/api/v1/memory", "azen_notakey", "", 403)
 	})
 	t.Run("azen_ratelimit success and refusal carry one id", func(t *testing.T) {
-		call(t, "/limited", "", "", 200)
-		if id := call(t, "/limited", "", "client-43", 429); id != "client-43" {
+		get(t, "/limited", "", "", 200)
+		if id := get(t, "/limited", "", "client-43", 429); id != "client-43" {
 			t.Errorf("id %q, want the client's", id)
 		}
 	})

@@ -11,7 +11,7 @@ import (
 	"github.com/azen-sh/gateway/internal/testenv"
 )
 
-func mustListen(t *testing.T, addr string) net.Listener {
+func mustListen(t testing.TB, addr string) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -9,7 +9,6 @@ package tests
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -25,26 +24,14 @@ import (
 )
 
 // lcRequest sends method path (with a JSON body for POST and PATCH) to gw
-// with key and returns the response.
-func lcRequest(t *testing.T, gwURL, method, path, key string) *http.Response {
+// with key.
+func lcRequest(t *testing.T, gwURL, method, path, key string) reply {
 	t.Helper()
-	var body io.Reader
+	opts := []callOption{withKey(key)}
 	if method == http.MethodPost || method == http.MethodPatch {
-		body = strings.NewReader(`{"text":"lifecycle test","query":"lifecycle"}`)
+		opts = append(opts, withJSON(`{"text":"lifecycle test","query":"lifecycle"}`))
 	}
-	req, err := http.NewRequest(method, gwURL+path, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set(contract.APIKeyHeader, key)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp
+	return call(t, method, gwURL+path, opts...)
 }
 
 // TestShippedCaddyfilePermissions: the shipped Caddyfile needs memory:read
@@ -106,18 +93,18 @@ func TestShippedCaddyfilePermissions(t *testing.T) {
 				resp := lcRequest(t, gw.URL, row.method, row.path, row.key)
 				if row.message == "" {
 					deployExpectOK(t, resp)
-					if resp.Header.Get("RateLimit-Policy") == "" {
+					if resp.header.Get("RateLimit-Policy") == "" {
 						t.Errorf("gateway %d: an admitted request did not pass the rate limiter", i+1)
 					}
 					continue
 				}
-				if e := getJSONError(t, resp, http.StatusForbidden); e.Message != row.message {
+				if e := wantAPIError(t, resp, http.StatusForbidden); e.Message != row.message {
 					t.Errorf("gateway %d: message %q, want %q", i+1, e.Message, row.message)
 				}
 				if backend.api.Load() != before {
 					t.Errorf("gateway %d: a refused request reached the backend", i+1)
 				}
-				if resp.Header.Get("RateLimit-Policy") != "" || resp.Header.Get("X-RateLimit-Remaining") != "" {
+				if resp.header.Get("RateLimit-Policy") != "" || resp.header.Get("X-RateLimit-Remaining") != "" {
 					t.Errorf("gateway %d: a refused request went through the rate limiter", i+1)
 				}
 			}
@@ -194,15 +181,11 @@ func lcList(t *testing.T, env map[string]string, id string) lcListed {
 
 // lcEventually polls gw until check holds for a GET (or, with write, a
 // POST) with key, failing after within; it returns how long that took.
-func lcEventually(t *testing.T, gwURL, method, key string, within time.Duration, what string, check func(*http.Response) bool) time.Duration {
+func lcEventually(t *testing.T, gwURL, method, key string, within time.Duration, what string, check func(reply) bool) time.Duration {
 	t.Helper()
 	start := time.Now()
 	for {
-		resp := lcRequest(t, gwURL, method, "/api/v1/memory", key)
-		ok := check(resp)
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if ok {
+		if check(lcRequest(t, gwURL, method, "/api/v1/memory", key)) {
 			return time.Since(start)
 		}
 		if time.Since(start) > within {
@@ -212,13 +195,13 @@ func lcEventually(t *testing.T, gwURL, method, key string, within time.Duration,
 	}
 }
 
-func lcStatus(code int) func(*http.Response) bool {
-	return func(r *http.Response) bool { return r.StatusCode == code }
+func lcStatus(code int) func(reply) bool {
+	return func(r reply) bool { return r.status == code }
 }
 
-func lcPolicy(prefix string) func(*http.Response) bool {
-	return func(r *http.Response) bool {
-		return r.StatusCode == 200 && strings.HasPrefix(r.Header.Get("RateLimit-Policy"), prefix)
+func lcPolicy(prefix string) func(reply) bool {
+	return func(r reply) bool {
+		return r.status == 200 && strings.HasPrefix(r.header.Get("RateLimit-Policy"), prefix)
 	}
 }
 
@@ -229,7 +212,7 @@ func TestKeyLifecycleAcrossGateways(t *testing.T) {
 	pg := testenv.StartPostgres(t)
 	rd := testenv.StartRedis(t)
 	secret := testenv.GatewaySecret()
-	up := startAuthUpstream(t, secret)
+	up := startUpstream(t, verifying(secret))
 	env := map[string]string{
 		"AZEN_DATABASE_URL":   pg.CreateDatabase(t),
 		"AZEN_REDIS_URL":      rd.URL(),
@@ -238,7 +221,7 @@ func TestKeyLifecycleAcrossGateways(t *testing.T) {
 	}
 	gws := []*testenv.Gateway{testenv.StartGateway(t, lifecycleCaddyfile, env), testenv.StartGateway(t, lifecycleCaddyfile, env)}
 	for _, gw := range gws { // the subscription starts with the first request
-		authStatus(authCall(t, gw.URL, nil))
+		authCall(t, gw.URL, nil)
 	}
 	waitForKeySubscribers(t, 2, rd.URL())
 
@@ -278,7 +261,7 @@ func TestKeyLifecycleAcrossGateways(t *testing.T) {
 		for _, gw := range gws {
 			took := lcEventually(t, gw.URL, "POST", k.Key, time.Second, "refused on writes", lcStatus(403))
 			t.Logf("%s applied the permissions after %s", gw.URL, took)
-			e := getJSONError(t, lcRequest(t, gw.URL, "POST", "/api/v1/memory", k.Key), 403)
+			e := wantAPIError(t, lcRequest(t, gw.URL, "POST", "/api/v1/memory", k.Key), 403)
 			if e.Message != "API key lacks permission memory:write" {
 				t.Errorf("message %q", e.Message)
 			}
@@ -325,7 +308,7 @@ func TestKeyLifecycleAcrossGateways(t *testing.T) {
 		for time.Now().Before(end.Add(-200 * time.Millisecond)) {
 			for _, gw := range gws {
 				for _, key := range []string{k.Key, rerolled.Key} {
-					if got := authStatus(lcRequest(t, gw.URL, "GET", "/api/v1/memory", key)); got != 200 {
+					if got := lcRequest(t, gw.URL, "GET", "/api/v1/memory", key).status; got != 200 {
 						t.Fatalf("%s answered %d during the grace period", gw.URL, got)
 					}
 					if id := up.Last().Identity.KeyID; id != k.ID {
@@ -339,7 +322,7 @@ func TestKeyLifecycleAcrossGateways(t *testing.T) {
 		// every cached entry is checked against the clock.
 		time.Sleep(time.Until(end.Add(time.Second + 50*time.Millisecond)))
 		for _, gw := range gws {
-			if e := getJSONError(t, lcRequest(t, gw.URL, "GET", "/api/v1/memory", k.Key), 403); e.Message != "API key has expired." {
+			if e := wantAPIError(t, lcRequest(t, gw.URL, "GET", "/api/v1/memory", k.Key), 403); e.Message != "API key has expired." {
 				t.Errorf("%s: old secret after the grace period: %q", gw.URL, e.Message)
 			}
 			deployExpectOK(t, lcRequest(t, gw.URL, "GET", "/api/v1/memory", rerolled.Key))
@@ -485,7 +468,7 @@ func TestKeyLifecycleAcrossGateways(t *testing.T) {
 		if b, a := mustJSON(t, before), mustJSON(t, after); b != a {
 			t.Fatalf("a refused command changed the key:\nbefore %s\nafter  %s", b, a)
 		}
-		if authStatus(lcRequest(t, gws[0].URL, "GET", "/api/v1/memory", k.Key)) != 200 {
+		if lcRequest(t, gws[0].URL, "GET", "/api/v1/memory", k.Key).status != 200 {
 			t.Fatal("a refused reroll changed the secret")
 		}
 
@@ -529,7 +512,7 @@ func mustJSON(t *testing.T, v any) string {
 // within its cache_ttl, and the grace period is honoured the same way.
 func TestRerollOnSQLiteWithoutRedis(t *testing.T) {
 	secret := testenv.GatewaySecret()
-	up := startAuthUpstream(t, secret)
+	up := startUpstream(t, verifying(secret))
 	env := map[string]string{
 		"AZEN_DATABASE_URL":   "sqlite:" + filepath.Join(t.TempDir(), "azen.db"),
 		"AZEN_GATEWAY_SECRET": secret,

@@ -3,7 +3,6 @@ package tests
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -269,11 +268,8 @@ func TestKeysRefuseADatabaseThatDoesNotExist(t *testing.T) {
 // msg, request_id), so one query reads both.
 func TestBackendLogsReadLikeTheGateways(t *testing.T) {
 	s := startEdgeStack(t)
-	req, _ := http.NewRequest("GET", s.gateway.URL+"/api/v1/memory", nil)
-	req.Header.Set("azen-api-key", s.key.Key)
-	req.Header.Set("X-Request-Id", "ops-log-check-1")
-	if code, body, err := sysDo(http.DefaultClient, req); err != nil || code != 200 {
-		t.Fatalf("list: %d %v %v", code, body, err)
+	if r, err := tryJSON("GET", s.gateway.URL+"/api/v1/memory", withKey(s.key.Key), withHeader("X-Request-Id", "ops-log-check-1")); err != nil || r.status != 200 {
+		t.Fatalf("list: %v %v", r, err)
 	}
 	find := func(p *testenv.Process, match func(map[string]any) bool) map[string]any {
 		var found map[string]any
@@ -313,10 +309,8 @@ func TestBackendLogsReadLikeTheGateways(t *testing.T) {
 func TestGoRedisLinesAreStructured(t *testing.T) {
 	s := startEdgeStack(t)
 	gw := s.startGateway(t, "AZEN_REDIS_URL", fmt.Sprintf("redis://127.0.0.1:%d", testenv.FreePort(t)))
-	req, _ := http.NewRequest("GET", gw.URL+"/api/v1/memory", nil)
-	req.Header.Set("azen-api-key", s.key.Key)
-	if code, _, err := sysDo(http.DefaultClient, req); err != nil || code != 200 {
-		t.Fatalf("list with Redis down (local mode): %d %v", code, err)
+	if r, err := tryJSON("GET", gw.URL+"/api/v1/memory", withKey(s.key.Key)); err != nil || r.status != 200 {
+		t.Fatalf("list with Redis down (local mode): %d %v", r.status, err)
 	}
 	waitFor(t, "go-redis's line", func() bool { return strings.Contains(gw.Output(), `"logger":"redis"`) })
 	for _, l := range strings.Split(gw.Output(), "\n") {

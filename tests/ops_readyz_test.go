@@ -2,9 +2,7 @@ package tests
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -32,15 +30,10 @@ type readyz struct {
 
 func getReadyz(t *testing.T, gw *testenv.Gateway) readyz {
 	t.Helper()
-	resp, err := http.Get(gw.URL + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	r := readyz{code: resp.StatusCode, raw: string(raw)}
-	if err := json.Unmarshal(raw, &r.body); err != nil || resp.Header.Get("Content-Type") != "application/json" {
-		t.Fatalf("/readyz %d is not JSON: %q %v", resp.StatusCode, raw, err)
+	resp := call(t, "GET", gw.URL+"/readyz")
+	r := readyz{code: resp.status, raw: string(resp.raw)}
+	if err := json.Unmarshal(resp.raw, &r.body); err != nil || resp.header.Get("Content-Type") != "application/json" {
+		t.Fatalf("/readyz %d is not JSON: %q %v", resp.status, resp.raw, err)
 	}
 	return r
 }
@@ -74,11 +67,8 @@ func TestReadyzTellsTheTruth(t *testing.T) {
 	bkEnvOf := map[string]string{"AZEN_DATABASE_URL": dbURL, "AZEN_GATEWAY_SECRET": secret,
 		"AZEN_ENCRYPTION_KEYS": testenv.EncryptionKeys("k1"), "AZEN_BACKEND_ADDR": bkAddr, "AZEN_BACKEND_DRAIN_DELAY": "0s"}
 	backend := testenv.StartBackend(t, bkEnvOf)
-	caddyfile, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "Caddyfile"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw := testenv.StartGateway(t, string(caddyfile), map[string]string{
+	caddyfile := shippedCaddyfile(t)
+	gw := testenv.StartGateway(t, caddyfile, map[string]string{
 		"AZEN_DATABASE_URL": dbURL, "AZEN_REDIS_URL": r.URL(), "AZEN_GATEWAY_SECRET": secret, "AZEN_BACKENDS": bkAddr,
 	})
 	alive := func() {
@@ -133,14 +123,11 @@ func TestReadyzTellsTheTruth(t *testing.T) {
 // upstreams, so azen_ready resolves the name and probes each address's
 // /readyz itself: no replica is 503, a real one is 200, a draining one 503.
 func TestReadyzWithDNSDiscovery(t *testing.T) {
-	caddyfile, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "Caddyfile"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	caddyfile := shippedCaddyfile(t)
 	dbURL := "sqlite:" + filepath.Join(t.TempDir(), "azen.db")
 	secret := testenv.GatewaySecret()
 	port := strconv.Itoa(testenv.FreePort(t))
-	gw := testenv.StartGateway(t, string(caddyfile), map[string]string{
+	gw := testenv.StartGateway(t, caddyfile, map[string]string{
 		"AZEN_DATABASE_URL": dbURL, "AZEN_GATEWAY_SECRET": secret,
 		"AZEN_BACKENDS_DISCOVERY": "dns", "AZEN_BACKENDS_DNS_NAME": "localhost", "AZEN_BACKENDS_DNS_PORT": port,
 	})

@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"net/http"
 	"strconv"
 	"testing"
 	"time"
@@ -14,7 +13,7 @@ import (
 // Redis and GCRA runs there.
 func TestRateLimitExactAcrossGateways(t *testing.T) {
 	rs := testenv.StartRedis(t)
-	env := map[string]string{"AZEN_REDIS_URL": rs.URL(), "UP": rlUpstream(t)}
+	env := map[string]string{"AZEN_REDIS_URL": rs.URL(), "UP": startUpstream(t).Addr}
 	gws := startGateways(t, 3, rlCaddyfile(headerKeyed("rate 10/h\nburst 10")), env)
 
 	t.Run("sequential", func(t *testing.T) {
@@ -43,7 +42,7 @@ func TestRateLimitExactAcrossGateways(t *testing.T) {
 // the cluster's slots.
 func TestRateLimitExactOnRedisCluster(t *testing.T) {
 	cluster := testenv.StartRedisCluster(t, 3)
-	env := map[string]string{"AZEN_REDIS_URL": cluster.URL(), "UP": rlUpstream(t)}
+	env := map[string]string{"AZEN_REDIS_URL": cluster.URL(), "UP": startUpstream(t).Addr}
 	gws := startGateways(t, 2, rlCaddyfile(headerKeyed("rate 8/h\nburst 8")), env)
 	for i := 0; i < 6; i++ {
 		key := uniqueKey(t) + "-" + strconv.Itoa(i)
@@ -58,7 +57,7 @@ func TestRateLimitExactOnRedisCluster(t *testing.T) {
 // body, and an honest Retry-After: waiting it lets the next request pass.
 func TestRateLimitHeadersAndRetryAfter(t *testing.T) {
 	rs := testenv.StartRedis(t)
-	env := map[string]string{"AZEN_REDIS_URL": rs.URL(), "UP": rlUpstream(t)}
+	env := map[string]string{"AZEN_REDIS_URL": rs.URL(), "UP": startUpstream(t).Addr}
 	// 30/m: one request back every 2 s; burst 2.
 	gws := startGateways(t, 2, rlCaddyfile(headerKeyed("rate 30/m\nburst 2")), env)
 	key := uniqueKey(t)
@@ -79,22 +78,17 @@ func TestRateLimitHeadersAndRetryAfter(t *testing.T) {
 		"RateLimit":             `"default";r=0;t=4`,
 	})
 
-	req, _ := http.NewRequest("GET", gws[0].URL+"/api/v1/memory", nil)
-	req.Header.Set("X-Client", key)
-	refused, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	refused := call(t, "GET", gws[0].URL+"/api/v1/memory", withHeader("X-Client", key))
 	wantHeaders(t, refused, 429, map[string]string{
 		"X-RateLimit-Limit":     "30",
 		"X-RateLimit-Remaining": "0",
 		"RateLimit-Policy":      `"default";q=30;w=60`,
 		"Retry-After":           "2",
 	})
-	if reset := refused.Header.Get("X-RateLimit-Reset"); reset != "4" && reset != "3" {
+	if reset := refused.header.Get("X-RateLimit-Reset"); reset != "4" && reset != "3" {
 		t.Errorf("X-RateLimit-Reset on 429 = %q, want 3 or 4", reset)
 	}
-	e := getJSONError(t, refused, 429)
+	e := wantAPIError(t, refused, 429)
 	if e.Message != "Rate limit exceeded: 30 requests per minute. Retry in 2 s." {
 		t.Errorf("429 message %q", e.Message)
 	}
@@ -103,27 +97,27 @@ func TestRateLimitHeadersAndRetryAfter(t *testing.T) {
 	// request passes (on either gateway). Repeat to catch rounding errors.
 	for i := 0; i < 2; i++ {
 		r := rlGet(t, gws[i%2].URL, key)
-		if r.StatusCode != 429 {
-			t.Fatalf("round %d: %d before waiting, want 429", i, r.StatusCode)
+		if r.status != 429 {
+			t.Fatalf("round %d: %d before waiting, want 429", i, r.status)
 		}
-		wait, err := strconv.Atoi(r.Header.Get("Retry-After"))
+		wait, err := strconv.Atoi(r.header.Get("Retry-After"))
 		if err != nil || wait < 1 {
-			t.Fatalf("Retry-After %q", r.Header.Get("Retry-After"))
+			t.Fatalf("Retry-After %q", r.header.Get("Retry-After"))
 		}
 		time.Sleep(time.Duration(wait) * time.Second)
-		if r := rlGet(t, gws[(i+1)%2].URL, key); r.StatusCode != 200 {
-			t.Fatalf("round %d: %d after waiting Retry-After %d s, want 200", i, r.StatusCode, wait)
+		if r := rlGet(t, gws[(i+1)%2].URL, key); r.status != 200 {
+			t.Fatalf("round %d: %d after waiting Retry-After %d s, want 200", i, r.status, wait)
 		}
 	}
 }
 
-func wantHeaders(t *testing.T, resp *http.Response, status int, want map[string]string) {
+func wantHeaders(t *testing.T, resp reply, status int, want map[string]string) {
 	t.Helper()
-	if resp.StatusCode != status {
-		t.Fatalf("status %d, want %d", resp.StatusCode, status)
+	if resp.status != status {
+		t.Fatalf("status %d, want %d", resp.status, status)
 	}
 	for k, v := range want {
-		if got := resp.Header.Get(k); got != v {
+		if got := resp.header.Get(k); got != v {
 			t.Errorf("%d response: %s = %q, want %q", status, k, got, v)
 		}
 	}
@@ -132,7 +126,7 @@ func wantHeaders(t *testing.T, resp *http.Response, status int, want map[string]
 // key {client_ip} limits anonymous routes per client address.
 func TestRateLimitByClientIP(t *testing.T) {
 	rs := testenv.StartRedis(t)
-	env := map[string]string{"AZEN_REDIS_URL": rs.URL(), "UP": rlUpstream(t)}
+	env := map[string]string{"AZEN_REDIS_URL": rs.URL(), "UP": startUpstream(t).Addr}
 	block := `		azen_ratelimit {
 			redis {env.AZEN_REDIS_URL}
 			key   {client_ip}
@@ -140,8 +134,8 @@ func TestRateLimitByClientIP(t *testing.T) {
 		}`
 	g := testenv.StartGateway(t, rlCaddyfile(block), env)
 	for i, want := range []int{200, 200, 429} {
-		if resp := rlGet(t, g.URL, ""); resp.StatusCode != want {
-			t.Fatalf("request %d: %d, want %d", i+1, resp.StatusCode, want)
+		if resp := rlGet(t, g.URL, ""); resp.status != want {
+			t.Fatalf("request %d: %d, want %d", i+1, resp.status, want)
 		}
 	}
 	keys, err := redisClient(t, rs.URL()).Keys(t.Context(), "azen:rl:*:default:2/3600s/2").Result()

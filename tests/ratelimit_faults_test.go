@@ -2,7 +2,6 @@ package tests
 
 import (
 	"context"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,14 +48,13 @@ func startSteadyLoad(t *testing.T, key string, conc int, targets ...string) *ste
 				default:
 				}
 				ts := *l.targets.Load()
-				resp, err := rlClient.Do(mustRequest(t, ts[i%len(ts)], key))
+				resp, err := tryCall("GET", ts[i%len(ts)]+"/api/v1/memory", via(rlClient), withHeader("X-Client", key))
 				if err != nil {
 					// A gateway being restarted: not a decision.
 					time.Sleep(5 * time.Millisecond)
 					continue
 				}
-				resp.Body.Close()
-				switch resp.StatusCode {
+				switch resp.status {
 				case 200:
 					l.admitted.Add(1)
 				case 429:
@@ -76,15 +74,6 @@ func (l *steadyLoad) finish() {
 	close(l.stop)
 	l.wg.Wait()
 	l.end = time.Now()
-}
-
-func mustRequest(t *testing.T, base, key string) *http.Request {
-	req, err := http.NewRequest("GET", base+"/api/v1/memory", nil)
-	if err != nil {
-		t.Error(err)
-	}
-	req.Header.Set("X-Client", key)
-	return req
 }
 
 // allowedOver is what 60/m burst 20 allows from a full bucket over l's run.
@@ -111,7 +100,7 @@ func (l *steadyLoad) report(t *testing.T, fault string, bound int) {
 // after the other's last answer (a couple of tokens under this load).
 func TestRateLimitFaultRedisRestarted(t *testing.T) {
 	rs := testenv.StartRedis(t)
-	env := map[string]string{"AZEN_REDIS_URL": rs.URL(), "UP": rlUpstream(t)}
+	env := map[string]string{"AZEN_REDIS_URL": rs.URL(), "UP": startUpstream(t).Addr}
 	gws := startGateways(t, 2, rlCaddyfile(headerKeyed(faultPolicy)), env)
 	waitGatewaysSeen(t, rs.URL(), 2)
 	load := startSteadyLoad(t, uniqueKey(t), 2, gws[0].URL, gws[1].URL)
@@ -133,7 +122,7 @@ func TestRateLimitFaultRedisRestarted(t *testing.T) {
 // tokens for views a call old.
 func TestRateLimitFaultRedisFrozen(t *testing.T) {
 	rs := testenv.StartRedis(t)
-	env := map[string]string{"AZEN_REDIS_URL": rs.URL(), "UP": rlUpstream(t)}
+	env := map[string]string{"AZEN_REDIS_URL": rs.URL(), "UP": startUpstream(t).Addr}
 	gws := startGateways(t, 2, rlCaddyfile(headerKeyed(faultPolicy)), env)
 	waitGatewaysSeen(t, rs.URL(), 2)
 	pid := redisPID(t, rs.URL())
@@ -161,7 +150,7 @@ func TestRateLimitFaultRedisFrozen(t *testing.T) {
 func TestRateLimitFaultGatewayRestartedDuringOutage(t *testing.T) {
 	rs := testenv.StartRedis(t)
 	dataDir := t.TempDir()
-	envA := map[string]string{"AZEN_REDIS_URL": rs.URL(), "UP": rlUpstream(t), "XDG_DATA_HOME": dataDir}
+	envA := map[string]string{"AZEN_REDIS_URL": rs.URL(), "UP": startUpstream(t).Addr, "XDG_DATA_HOME": dataDir}
 	envB := map[string]string{"AZEN_REDIS_URL": rs.URL(), "UP": envA["UP"]}
 	cf := rlCaddyfile(headerKeyed(faultPolicy))
 	a := testenv.StartGateway(t, cf, envA)
@@ -198,7 +187,7 @@ func TestRateLimitFaultGatewayRestartedDuringOutage(t *testing.T) {
 // burst is admitted.
 func TestRateLimitFaultBusyMachine(t *testing.T) {
 	rs := testenv.StartRedis(t)
-	env := map[string]string{"AZEN_REDIS_URL": rs.URL(), "UP": rlUpstream(t)}
+	env := map[string]string{"AZEN_REDIS_URL": rs.URL(), "UP": startUpstream(t).Addr}
 	gws := startGateways(t, 2, rlCaddyfile(headerKeyed("rate 100/m")), env)
 	// Connections and the script warm first: this is about concurrency, not
 	// about a cold start (a bucket never answered starts its local share full).

@@ -2,7 +2,6 @@ package tests
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -16,18 +15,6 @@ import (
 
 	"github.com/azen-sh/gateway/internal/testenv"
 )
-
-// rlUpstream is a trivial backend that answers 200 "ok".
-func rlUpstream(t *testing.T) string {
-	t.Helper()
-	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "ok")
-	})}
-	go srv.Serve(mustListen(t, addr))
-	t.Cleanup(func() { srv.Close() })
-	return addr
-}
 
 // rlCaddyfile wraps an azen_ratelimit block (and anything before it, such
 // as azen_auth) in a site that proxies /api/v1/* to {$UP}.
@@ -88,21 +75,15 @@ var rlClient = &http.Client{
 	},
 }
 
-// rlGet sends GET base+/api/v1/memory with the given X-Client and returns
-// the response with its body read and closed.
-func rlGet(t testing.TB, base, client string) *http.Response {
+// rlGet sends GET base+/api/v1/memory with the given X-Client (none when
+// blank).
+func rlGet(t testing.TB, base, client string) reply {
 	t.Helper()
-	req, _ := http.NewRequest("GET", base+"/api/v1/memory", nil)
+	opts := []callOption{via(rlClient)}
 	if client != "" {
-		req.Header.Set("X-Client", client)
+		opts = append(opts, withHeader("X-Client", client))
 	}
-	resp, err := rlClient.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", base, err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp
+	return call(t, "GET", base+"/api/v1/memory", opts...)
 }
 
 // uniqueKey is a bucket owner no other test uses.
@@ -129,7 +110,7 @@ func fire(t *testing.T, gws []*testenv.Gateway, client string, total, conc int) 
 				}
 				resp := rlGet(t, gws[i%len(gws)].URL, client)
 				mu.Lock()
-				counts[resp.StatusCode]++
+				counts[resp.status]++
 				mu.Unlock()
 			}
 		}()

@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"net/http"
 	"path/filepath"
 	"testing"
 
@@ -29,16 +28,9 @@ const keyedLimits = `		azen_auth {
 			tier pro 5/h burst 3
 		}`
 
-func keyGet(t *testing.T, base, path, key string) *http.Response {
+func keyGet(t *testing.T, base, path, key string) reply {
 	t.Helper()
-	req, _ := http.NewRequest("GET", base+path, nil)
-	req.Header.Set("azen-api-key", key)
-	resp, err := rlClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp
+	return call(t, "GET", base+path, via(rlClient), withKey(key))
 }
 
 // Through real keys created with the CLI: the default policy, a tier, a
@@ -50,7 +42,7 @@ func TestRateLimitTiersOverridesAndCostWithRealKeys(t *testing.T) {
 		"AZEN_DATABASE_URL":   "sqlite:" + filepath.Join(t.TempDir(), "azen.db"),
 		"AZEN_REDIS_URL":      rs.URL(),
 		"AZEN_GATEWAY_SECRET": testenv.GatewaySecret(),
-		"UP":                  rlUpstream(t),
+		"UP":                  startUpstream(t).Addr,
 	}
 	// Migrations run at gateway start; create keys afterwards.
 	gws := startGateways(t, 2, rlCaddyfile(keyedLimits), env)
@@ -82,17 +74,17 @@ func TestRateLimitTiersOverridesAndCostWithRealKeys(t *testing.T) {
 				if i >= tt.admitted {
 					want = 429
 				}
-				if resp.StatusCode != want {
-					t.Fatalf("request %d: %d, want %d", i+1, resp.StatusCode, want)
+				if resp.status != want {
+					t.Fatalf("request %d: %d, want %d", i+1, resp.status, want)
 				}
-				if got := resp.Header.Get("RateLimit-Policy"); got != tt.policy {
+				if got := resp.header.Get("RateLimit-Policy"); got != tt.policy {
 					t.Errorf("RateLimit-Policy %q, want %q", got, tt.policy)
 				}
-				if got := resp.Header.Get("X-RateLimit-Limit"); got != tt.limit {
+				if got := resp.header.Get("X-RateLimit-Limit"); got != tt.limit {
 					t.Errorf("X-RateLimit-Limit %q, want %q", got, tt.limit)
 				}
-				if i == 0 && resp.Header.Get("X-RateLimit-Remaining") != tt.remaining {
-					t.Errorf("first X-RateLimit-Remaining %q, want %q", resp.Header.Get("X-RateLimit-Remaining"), tt.remaining)
+				if i == 0 && resp.header.Get("X-RateLimit-Remaining") != tt.remaining {
+					t.Errorf("first X-RateLimit-Remaining %q, want %q", resp.header.Get("X-RateLimit-Remaining"), tt.remaining)
 				}
 			}
 		})
@@ -103,12 +95,12 @@ func TestRateLimitTiersOverridesAndCostWithRealKeys(t *testing.T) {
 		// Burst 4: a search (2) + a search (2) empties it.
 		for i, want := range []int{200, 200, 429} {
 			resp := keyGet(t, gws[i%2].URL, "/api/v1/memory/search", key)
-			if resp.StatusCode != want {
-				t.Fatalf("search %d: %d, want %d", i+1, resp.StatusCode, want)
+			if resp.status != want {
+				t.Fatalf("search %d: %d, want %d", i+1, resp.status, want)
 			}
 		}
-		if resp := keyGet(t, gws[0].URL, "/api/v1/memory", key); resp.StatusCode != 429 {
-			t.Fatalf("a cost-1 request after the bucket was emptied by searches: %d, want 429", resp.StatusCode)
+		if resp := keyGet(t, gws[0].URL, "/api/v1/memory", key); resp.status != 429 {
+			t.Fatalf("a cost-1 request after the bucket was emptied by searches: %d, want 429", resp.status)
 		}
 		_, key2 := testenv.CreateKey(t, env)
 		for i, want := range []int{200, 200, 200, 429} { // 1 + 2 + 1 = 4, then empty
@@ -116,8 +108,8 @@ func TestRateLimitTiersOverridesAndCostWithRealKeys(t *testing.T) {
 			if i == 1 {
 				path = "/api/v1/memory/search"
 			}
-			if resp := keyGet(t, gws[0].URL, path, key2); resp.StatusCode != want {
-				t.Fatalf("mixed request %d (%s): %d, want %d", i+1, path, resp.StatusCode, want)
+			if resp := keyGet(t, gws[0].URL, path, key2); resp.status != want {
+				t.Fatalf("mixed request %d (%s): %d, want %d", i+1, path, resp.status, want)
 			}
 		}
 	})

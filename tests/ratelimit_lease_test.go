@@ -2,7 +2,6 @@ package tests
 
 import (
 	"math"
-	"net/http"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -32,16 +31,9 @@ func costlyBlock(policy string) string {
 }
 
 // rlGetPath is rlGet for another path.
-func rlGetPath(t testing.TB, base, path, client string) *http.Response {
+func rlGetPath(t testing.TB, base, path, client string) reply {
 	t.Helper()
-	req, _ := http.NewRequest("GET", base+path, nil)
-	req.Header.Set("X-Client", client)
-	resp, err := rlClient.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s%s: %v", base, path, err)
-	}
-	resp.Body.Close()
-	return resp
+	return call(t, "GET", base+path, via(rlClient), withHeader("X-Client", client))
 }
 
 // load sends requests for client round-robin over gws from conc goroutines
@@ -80,7 +72,7 @@ func runLoad(t *testing.T, gws []*testenv.Gateway, client string, conc, total in
 					p = path(i)
 				}
 				resp := rlGetPath(t, gws[i%len(gws)].URL, p, client)
-				switch resp.StatusCode {
+				switch resp.status {
 				case 200:
 					res.admitted.Add(1)
 					if p == "/api/v1/memory/search" {
@@ -116,7 +108,7 @@ func allowedBy(b int, perSecond float64, d time.Duration) int {
 // admit at least 98 % of it.
 func TestRateLimitLeasesExactAcrossThreeGateways(t *testing.T) {
 	rs := testenv.StartRedis(t)
-	env := map[string]string{"AZEN_REDIS_URL": rs.URL(), "UP": rlUpstream(t)}
+	env := map[string]string{"AZEN_REDIS_URL": rs.URL(), "UP": startUpstream(t).Addr}
 
 	t.Run("burst under concurrency", func(t *testing.T) {
 		gws := startGateways(t, 3, rlCaddyfile(headerKeyed("rate 600/h\nburst 300")), env)
@@ -167,7 +159,7 @@ func TestRateLimitLeasesTiersAndOverridesUnderConcurrency(t *testing.T) {
 		"AZEN_DATABASE_URL":   "sqlite:" + filepath.Join(t.TempDir(), "azen.db"),
 		"AZEN_REDIS_URL":      rs.URL(),
 		"AZEN_GATEWAY_SECRET": testenv.GatewaySecret(),
-		"UP":                  rlUpstream(t),
+		"UP":                  startUpstream(t).Addr,
 	}
 	block := `		azen_auth {
 			database {env.AZEN_DATABASE_URL}
@@ -203,7 +195,7 @@ func TestRateLimitLeasesTiersAndOverridesUnderConcurrency(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					for i := int(next.Add(1)); i <= 3*tt.burst; i = int(next.Add(1)) {
-						switch keyGet(t, gws[i%3].URL, "/api/v1/memory", tt.key).StatusCode {
+						switch keyGet(t, gws[i%3].URL, "/api/v1/memory", tt.key).status {
 						case 200:
 							admitted.Add(1)
 						case 429:
@@ -229,33 +221,33 @@ func TestRateLimitLeasesTiersAndOverridesUnderConcurrency(t *testing.T) {
 // what the bucket needs.
 func TestRateLimitLeaseHeaders(t *testing.T) {
 	rs := testenv.StartRedis(t)
-	env := map[string]string{"AZEN_REDIS_URL": rs.URL(), "UP": rlUpstream(t)}
+	env := map[string]string{"AZEN_REDIS_URL": rs.URL(), "UP": startUpstream(t).Addr}
 	g := testenv.StartGateway(t, rlCaddyfile(headerKeyed("rate 1/h\nburst 500")), env)
 	key := uniqueKey(t)
 	for i := 1; i <= 500; i++ {
 		resp := rlGet(t, g.URL, key)
-		if resp.StatusCode != 200 {
-			t.Fatalf("request %d: %d", i, resp.StatusCode)
+		if resp.status != 200 {
+			t.Fatalf("request %d: %d", i, resp.status)
 		}
-		rem, _ := strconv.Atoi(resp.Header.Get("X-RateLimit-Remaining"))
+		rem, _ := strconv.Atoi(resp.header.Get("X-RateLimit-Remaining"))
 		if rem != 500-i {
 			t.Fatalf("request %d: remaining %d, want %d", i, rem, 500-i)
 		}
-		if got := resp.Header.Get("RateLimit"); got != `"default";r=`+strconv.Itoa(rem)+`;t=`+resp.Header.Get("X-RateLimit-Reset") {
+		if got := resp.header.Get("RateLimit"); got != `"default";r=`+strconv.Itoa(rem)+`;t=`+resp.header.Get("X-RateLimit-Reset") {
 			t.Fatalf("request %d: RateLimit %q disagrees with X-RateLimit-* (%d)", i, got, rem)
 		}
 	}
-	var refused *http.Response
+	var refused *reply
 	for i := 0; i < 10 && refused == nil; i++ {
-		if r := rlGet(t, g.URL, key); r.StatusCode == 429 {
-			refused = r
+		if r := rlGet(t, g.URL, key); r.status == 429 {
+			refused = &r
 		}
 	}
 	if refused == nil {
 		t.Fatal("never refused after spending the burst")
 	}
-	if wait, err := strconv.Atoi(refused.Header.Get("Retry-After")); err != nil || wait < 1 {
-		t.Fatalf("Retry-After %q", refused.Header.Get("Retry-After"))
+	if wait, err := strconv.Atoi(refused.header.Get("Retry-After")); err != nil || wait < 1 {
+		t.Fatalf("Retry-After %q", refused.header.Get("Retry-After"))
 	}
 }
 
@@ -264,7 +256,7 @@ func TestRateLimitLeaseHeaders(t *testing.T) {
 // by the lost bucket are not spent twice.
 func TestRateLimitLeasesAcrossRedisRestart(t *testing.T) {
 	rs := testenv.StartRedis(t)
-	env := map[string]string{"AZEN_REDIS_URL": rs.URL(), "UP": rlUpstream(t)}
+	env := map[string]string{"AZEN_REDIS_URL": rs.URL(), "UP": startUpstream(t).Addr}
 	gws := startGateways(t, 2, rlCaddyfile(costlyBlock("rate 1/h\nburst 400")), env)
 	key := uniqueKey(t)
 	before := runLoad(t, gws, key, 8, 600, nil, nil)

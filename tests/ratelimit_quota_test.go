@@ -12,9 +12,6 @@ package tests
 
 import (
 	"context"
-	"encoding/json"
-	"io"
-	"net/http"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -27,7 +24,6 @@ import (
 
 	"github.com/azen-sh/gateway/caddy-modules/azenratelimit/limiter"
 	"github.com/azen-sh/gateway/internal/apikey"
-	"github.com/azen-sh/gateway/internal/contract"
 	"github.com/azen-sh/gateway/internal/quota"
 	"github.com/azen-sh/gateway/internal/testenv"
 )
@@ -70,31 +66,10 @@ const quotaCaddyfile = `{
 }
 `
 
-// qCall sends GET path to gw with key; the body is read and closed.
-func qCall(t *testing.T, gwURL, path, key string) (*http.Response, []byte) {
+// qCall sends GET path to gw with key.
+func qCall(t *testing.T, gwURL, path, key string) reply {
 	t.Helper()
-	req, err := http.NewRequest("GET", gwURL+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set(contract.APIKeyHeader, key)
-	resp, err := rlClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	return resp, body
-}
-
-// qMessage is the message of a contract error body.
-func qMessage(t *testing.T, body []byte) string {
-	t.Helper()
-	var e contract.Error
-	if err := json.Unmarshal(body, &e); err != nil {
-		t.Fatalf("error body %s: %v", body, err)
-	}
-	return e.Message
+	return call(t, "GET", gwURL+path, via(rlClient), withKey(key))
 }
 
 var quotaMessage = regexp.MustCompile(`^Quota exceeded: (\d+) requests? per (day|month)\. Resets in (\d+ d( \d+ h)?|\d+ h( \d+ min)?|\d+ min|\d+ s)\.$`)
@@ -110,7 +85,7 @@ func TestRateLimitQuota(t *testing.T) {
 	pg := testenv.StartPostgres(t)
 	rd := testenv.StartRedis(t)
 	secret := testenv.GatewaySecret()
-	up := startAuthUpstream(t, secret)
+	up := startUpstream(t, verifying(secret))
 	env := map[string]string{
 		"AZEN_DATABASE_URL":   pg.CreateDatabase(t),
 		"AZEN_REDIS_URL":      rd.URL(),
@@ -119,7 +94,7 @@ func TestRateLimitQuota(t *testing.T) {
 	}
 	gws := startGateways(t, 3, quotaCaddyfile, env)
 	for _, gw := range gws { // the key-change subscription starts with the first request
-		authStatus(authCall(t, gw.URL, nil))
+		authCall(t, gw.URL, nil)
 	}
 	waitForKeySubscribers(t, 3, rd.URL())
 
@@ -138,18 +113,18 @@ func TestRateLimitQuota(t *testing.T) {
 					if i >= 200 {
 						return
 					}
-					resp, body := qCall(t, gws[i%3].URL, "/api/v1/memory", k.Key)
-					switch resp.StatusCode {
+					resp := qCall(t, gws[i%3].URL, "/api/v1/memory", k.Key)
+					switch resp.status {
 					case 200:
 						admitted.Add(1)
 					case 429:
 						refused.Add(1)
-						if m := qMessage(t, body); !quotaMessage.MatchString(m) || !strings.HasPrefix(m, "Quota exceeded: 25 requests per day.") {
+						if m := resp.apiError().Message; !quotaMessage.MatchString(m) || !strings.HasPrefix(m, "Quota exceeded: 25 requests per day.") {
 							t.Errorf("refusal message %q", m)
 						}
 					default:
 						mu.Lock()
-						others[resp.StatusCode]++
+						others[resp.status]++
 						mu.Unlock()
 					}
 				}
@@ -171,24 +146,24 @@ func TestRateLimitQuota(t *testing.T) {
 	t.Run("cost 3 beside cost 1", func(t *testing.T) {
 		k := testenv.CreateKeyFull(t, env, "--quota", "10/day")
 		for i := 0; i < 3; i++ {
-			if resp, body := qCall(t, gws[i%3].URL, "/api/v1/memory/search", k.Key); resp.StatusCode != 200 {
-				t.Fatalf("cost-3 request %d: %d %s", i+1, resp.StatusCode, body)
+			if resp := qCall(t, gws[i%3].URL, "/api/v1/memory/search", k.Key); resp.status != 200 {
+				t.Fatalf("cost-3 request %d: %d %s", i+1, resp.status, resp.raw)
 			}
 		}
 		// 1 unit left: a cost-3 request is refused for the quota, a cost-1 one passes.
-		resp, body := qCall(t, gws[0].URL, "/api/v1/memory/search", k.Key)
-		if resp.StatusCode != 429 || !strings.HasPrefix(qMessage(t, body), "Quota exceeded: 10 requests per day.") {
-			t.Fatalf("cost 3 with 1 left: %d %s", resp.StatusCode, body)
+		resp := qCall(t, gws[0].URL, "/api/v1/memory/search", k.Key)
+		if resp.status != 429 || !strings.HasPrefix(resp.apiError().Message, "Quota exceeded: 10 requests per day.") {
+			t.Fatalf("cost 3 with 1 left: %d %s", resp.status, resp.raw)
 		}
-		if !strings.Contains(resp.Header.Get("RateLimit"), `"quota";r=1;`) {
-			t.Errorf("RateLimit %q, want the 1 unit left", resp.Header.Get("RateLimit"))
+		if !strings.Contains(resp.header.Get("RateLimit"), `"quota";r=1;`) {
+			t.Errorf("RateLimit %q, want the 1 unit left", resp.header.Get("RateLimit"))
 		}
-		if resp, body := qCall(t, gws[1].URL, "/api/v1/memory", k.Key); resp.StatusCode != 200 {
-			t.Fatalf("cost 1 with 1 left: %d %s", resp.StatusCode, body)
+		if resp := qCall(t, gws[1].URL, "/api/v1/memory", k.Key); resp.status != 200 {
+			t.Fatalf("cost 1 with 1 left: %d %s", resp.status, resp.raw)
 		}
 		for _, gw := range gws {
-			if resp, _ := qCall(t, gw.URL, "/api/v1/memory", k.Key); resp.StatusCode != 429 {
-				t.Fatalf("%s: %d with the quota spent", gw.URL, resp.StatusCode)
+			if resp := qCall(t, gw.URL, "/api/v1/memory", k.Key); resp.status != 429 {
+				t.Fatalf("%s: %d with the quota spent", gw.URL, resp.status)
 			}
 		}
 		if n := qUsed(t, rd.URL(), k.ID, apikey.Quota{Limit: 10, Period: apikey.PeriodDay}); n != 10 {
@@ -202,27 +177,27 @@ func TestRateLimitQuota(t *testing.T) {
 		start, end := q.Window(time.Now())
 		window := strconv.FormatInt(int64(end.Sub(start)/time.Second), 10)
 		for i := 0; i < 2; i++ {
-			resp, _ := qCall(t, gws[i].URL, "/api/v1/memory", k.Key)
-			if resp.StatusCode != 200 {
-				t.Fatalf("request %d: %d", i+1, resp.StatusCode)
+			resp := qCall(t, gws[i].URL, "/api/v1/memory", k.Key)
+			if resp.status != 200 {
+				t.Fatalf("request %d: %d", i+1, resp.status)
 			}
-			if got, want := resp.Header.Get("RateLimit-Policy"), `"default";q=100000;w=60, "quota";q=2;w=`+window; got != want {
+			if got, want := resp.header.Get("RateLimit-Policy"), `"default";q=100000;w=60, "quota";q=2;w=`+window; got != want {
 				t.Errorf("RateLimit-Policy %q, want %q", got, want)
 			}
-			m := regexp.MustCompile(`^"default";r=\d+;t=\d+, "quota";r=(\d+);t=(\d+)$`).FindStringSubmatch(resp.Header.Get("RateLimit"))
+			m := regexp.MustCompile(`^"default";r=\d+;t=\d+, "quota";r=(\d+);t=(\d+)$`).FindStringSubmatch(resp.header.Get("RateLimit"))
 			if m == nil || m[1] != strconv.Itoa(1-i) {
-				t.Fatalf("request %d: RateLimit %q, want %d left of the quota", i+1, resp.Header.Get("RateLimit"), 1-i)
+				t.Fatalf("request %d: RateLimit %q, want %d left of the quota", i+1, resp.header.Get("RateLimit"), 1-i)
 			}
 			if reset, _ := strconv.ParseInt(m[2], 10, 64); absDiff(reset, int64(time.Until(end)/time.Second)) > 2 {
 				t.Errorf("quota t=%d, want the seconds until the month ends (%s)", reset, time.Until(end))
 			}
-			if resp.Header.Get("X-RateLimit-Limit") != "100000" {
-				t.Errorf("X-RateLimit-Limit %q: the legacy fields stay the rate limit's", resp.Header.Get("X-RateLimit-Limit"))
+			if resp.header.Get("X-RateLimit-Limit") != "100000" {
+				t.Errorf("X-RateLimit-Limit %q: the legacy fields stay the rate limit's", resp.header.Get("X-RateLimit-Limit"))
 			}
 		}
-		resp, body := qCall(t, gws[2].URL, "/api/v1/memory", k.Key)
+		resp := qCall(t, gws[2].URL, "/api/v1/memory", k.Key)
 		resetIn := time.Until(end)
-		e := getJSONError(t, &http.Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: io.NopCloser(strings.NewReader(string(body)))}, 429)
+		e := wantAPIError(t, resp, 429)
 		if e.Status != "rate_limited" || e.Code != 429 {
 			t.Errorf("error %+v", e)
 		}
@@ -231,13 +206,13 @@ func TestRateLimitQuota(t *testing.T) {
 			e.Message != "Quota exceeded: 2 requests per month. Resets in "+want[1]+"." {
 			t.Errorf("message %q, want the reset in %q", e.Message, want[0])
 		}
-		ra, err := strconv.ParseInt(resp.Header.Get("Retry-After"), 10, 64)
+		ra, err := strconv.ParseInt(resp.header.Get("Retry-After"), 10, 64)
 		if err != nil || absDiff(ra, int64(resetIn/time.Second)) > 2 {
-			t.Errorf("Retry-After %q, want the seconds until the month ends (%s)", resp.Header.Get("Retry-After"), resetIn)
+			t.Errorf("Retry-After %q, want the seconds until the month ends (%s)", resp.header.Get("Retry-After"), resetIn)
 		}
-		if !strings.HasSuffix(resp.Header.Get("RateLimit"), `, "quota";r=0;t=`+resp.Header.Get("Retry-After")) &&
-			!strings.Contains(resp.Header.Get("RateLimit"), `"quota";r=0;`) {
-			t.Errorf("RateLimit %q on the refusal", resp.Header.Get("RateLimit"))
+		if !strings.HasSuffix(resp.header.Get("RateLimit"), `, "quota";r=0;t=`+resp.header.Get("Retry-After")) &&
+			!strings.Contains(resp.header.Get("RateLimit"), `"quota";r=0;`) {
+			t.Errorf("RateLimit %q on the refusal", resp.header.Get("RateLimit"))
 		}
 		if v := metricValue(t, gws[2], "azen_ratelimit_quota_exceeded_total"); v < 1 {
 			t.Errorf("quota_exceeded_total = %v", v)
@@ -254,18 +229,18 @@ func TestRateLimitQuota(t *testing.T) {
 		c := redisClient(t, rd.URL())
 		now := time.Now()
 		today, tomorrow := quota.Key(k.ID, q, now), quota.Key(k.ID, q, now.AddDate(0, 0, 1))
-		if resp, _ := qCall(t, gws[0].URL, "/api/v1/memory", k.Key); resp.StatusCode != 200 {
-			t.Fatalf("first request: %d", resp.StatusCode)
+		if resp := qCall(t, gws[0].URL, "/api/v1/memory", k.Key); resp.status != 200 {
+			t.Fatalf("first request: %d", resp.status)
 		}
 		if ttl := c.PTTL(context.Background(), today).Val(); absDiff(int64(ttl/time.Second), int64(quota.ExpireAt(q, now).Sub(now)/time.Second)) > 2 {
 			t.Errorf("%s expires in %s, want a day after the period (%s)", today, ttl, quota.ExpireAt(q, now).Sub(now))
 		}
 		c.Set(context.Background(), today, 5, time.Hour) // spent by others
 		for _, gw := range gws {
-			resp, _ := qCall(t, gw.URL, "/api/v1/memory", k.Key)
-			ra, _ := strconv.ParseInt(resp.Header.Get("Retry-After"), 10, 64)
-			if midnight := int64(quota.ResetIn(q, time.Now()) / time.Second); resp.StatusCode != 429 || absDiff(ra, midnight) > 2 {
-				t.Fatalf("%s: %d, Retry-After %d, want 429 until midnight UTC (%d s)", gw.URL, resp.StatusCode, ra, midnight)
+			resp := qCall(t, gw.URL, "/api/v1/memory", k.Key)
+			ra, _ := strconv.ParseInt(resp.header.Get("Retry-After"), 10, 64)
+			if midnight := int64(quota.ResetIn(q, time.Now()) / time.Second); resp.status != 429 || absDiff(ra, midnight) > 2 {
+				t.Fatalf("%s: %d, Retry-After %d, want 429 until midnight UTC (%d s)", gw.URL, resp.status, ra, midnight)
 			}
 		}
 		if n, err := c.Exists(context.Background(), tomorrow).Result(); err != nil || n != 0 {
@@ -276,35 +251,35 @@ func TestRateLimitQuota(t *testing.T) {
 	t.Run("keys update changes the quota on every gateway within 1 s", func(t *testing.T) {
 		k := testenv.CreateKeyFull(t, env, "--quota", "3/day")
 		for i := 0; i < 3; i++ {
-			if resp, _ := qCall(t, gws[i].URL, "/api/v1/memory", k.Key); resp.StatusCode != 200 {
-				t.Fatalf("request %d: %d", i+1, resp.StatusCode)
+			if resp := qCall(t, gws[i].URL, "/api/v1/memory", k.Key); resp.status != 200 {
+				t.Fatalf("request %d: %d", i+1, resp.status)
 			}
 		}
 		for _, gw := range gws {
-			if resp, _ := qCall(t, gw.URL, "/api/v1/memory", k.Key); resp.StatusCode != 429 {
-				t.Fatalf("%s: %d with 3 of 3 spent", gw.URL, resp.StatusCode)
+			if resp := qCall(t, gw.URL, "/api/v1/memory", k.Key); resp.status != 429 {
+				t.Fatalf("%s: %d with 3 of 3 spent", gw.URL, resp.status)
 			}
 		}
 		testenv.Command(t, env, "keys", "update", k.ID, "--quota", "5/day")
 		admitted := 0
 		for i, gw := range gws[:2] {
-			took := lcEventually(t, gw.URL, "GET", k.Key, time.Second, "admitting under 5/day", func(r *http.Response) bool {
-				return r.StatusCode == 200 && strings.Contains(r.Header.Get("RateLimit-Policy"), `"quota";q=5;`)
+			took := lcEventually(t, gw.URL, "GET", k.Key, time.Second, "admitting under 5/day", func(r reply) bool {
+				return r.status == 200 && strings.Contains(r.header.Get("RateLimit-Policy"), `"quota";q=5;`)
 			})
 			admitted++
 			t.Logf("gateway %d applied the new quota after %s", i+1, took)
 		}
-		resp, body := qCall(t, gws[2].URL, "/api/v1/memory", k.Key)
-		if resp.StatusCode != 429 || !strings.HasPrefix(qMessage(t, body), "Quota exceeded: 5 requests per day.") {
-			t.Fatalf("third gateway after 5 of 5: %d %s", resp.StatusCode, body)
+		resp := qCall(t, gws[2].URL, "/api/v1/memory", k.Key)
+		if resp.status != 429 || !strings.HasPrefix(resp.apiError().Message, "Quota exceeded: 5 requests per day.") {
+			t.Fatalf("third gateway after 5 of 5: %d %s", resp.status, resp.raw)
 		}
 		if n := qUsed(t, rd.URL(), k.ID, apikey.Quota{Limit: 5, Period: apikey.PeriodDay}); n != 5 || admitted != 2 {
 			t.Errorf("counter %d after %d more admitted, want 5", n, admitted)
 		}
 		testenv.Command(t, env, "keys", "update", k.ID, "--quota", "none")
 		for _, gw := range gws {
-			lcEventually(t, gw.URL, "GET", k.Key, time.Second, "admitting without a quota", func(r *http.Response) bool {
-				return r.StatusCode == 200 && !strings.Contains(r.Header.Get("RateLimit-Policy"), "quota")
+			lcEventually(t, gw.URL, "GET", k.Key, time.Second, "admitting without a quota", func(r reply) bool {
+				return r.status == 200 && !strings.Contains(r.header.Get("RateLimit-Policy"), "quota")
 			})
 		}
 	})
@@ -316,12 +291,12 @@ func TestRateLimitQuota(t *testing.T) {
 		for i, gw := range gws {
 			n := 0
 			for j := 0; j < 10; j++ {
-				resp, body := qCall(t, gw.URL, "/api/v1/memory", key)
+				resp := qCall(t, gw.URL, "/api/v1/memory", key)
 				switch {
-				case resp.StatusCode == 200:
+				case resp.status == 200:
 					n++
-				case resp.StatusCode != 429 || !strings.HasPrefix(qMessage(t, body), "Quota exceeded: 30 requests per day."):
-					t.Fatalf("gateway %d, Redis down: %d %s", i+1, resp.StatusCode, body)
+				case resp.status != 429 || !strings.HasPrefix(resp.apiError().Message, "Quota exceeded: 30 requests per day."):
+					t.Fatalf("gateway %d, Redis down: %d %s", i+1, resp.status, resp.raw)
 				}
 			}
 			if n != want[i] {
@@ -335,8 +310,8 @@ func TestRateLimitQuota(t *testing.T) {
 	spendTwelve := func(t *testing.T, key string) {
 		t.Helper()
 		for i := 0; i < 12; i++ {
-			if resp, _ := qCall(t, gws[i%3].URL, "/api/v1/memory", key); resp.StatusCode != 200 {
-				t.Fatalf("request %d: %d", i+1, resp.StatusCode)
+			if resp := qCall(t, gws[i%3].URL, "/api/v1/memory", key); resp.status != 200 {
+				t.Fatalf("request %d: %d", i+1, resp.status)
 			}
 		}
 	}
@@ -366,8 +341,8 @@ func TestRateLimitQuota(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 		for i := 0; i < 9; i++ {
-			if resp, _ := qCall(t, gws[i%3].URL, "/api/v1/memory", k.Key); resp.StatusCode != 429 {
-				t.Fatalf("request %d after the outage: %d, the quota of 30 is spent", i+1, resp.StatusCode)
+			if resp := qCall(t, gws[i%3].URL, "/api/v1/memory", k.Key); resp.status != 429 {
+				t.Fatalf("request %d after the outage: %d, the quota of 30 is spent", i+1, resp.status)
 			}
 		}
 		if used := qUsed(t, rd.URL(), k.ID, q30); used > 30+3*4 {
@@ -404,7 +379,7 @@ func TestRateLimitQuota(t *testing.T) {
 		// first caller's last answer: 2) may be admitted again, no more.
 		more := 0
 		for i := 0; i < 9; i++ {
-			if resp, _ := qCall(t, gws[i%3].URL, "/api/v1/memory", k.Key); resp.StatusCode == 200 {
+			if resp := qCall(t, gws[i%3].URL, "/api/v1/memory", k.Key); resp.status == 200 {
 				more++
 			}
 		}
@@ -428,7 +403,7 @@ func absDiff(a, b int64) int64 {
 func TestRateLimitQuotaOnRedisCluster(t *testing.T) {
 	cluster := testenv.StartRedisCluster(t, 3)
 	secret := testenv.GatewaySecret()
-	up := startAuthUpstream(t, secret)
+	up := startUpstream(t, verifying(secret))
 	env := map[string]string{
 		"AZEN_DATABASE_URL":   "sqlite:" + filepath.Join(t.TempDir(), "azen.db"),
 		"AZEN_REDIS_URL":      cluster.URL(),
@@ -445,8 +420,8 @@ func TestRateLimitQuotaOnRedisCluster(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for i := 0; i < 3; i++ {
-					resp, _ := qCall(t, gws[(c+i)%2].URL, "/api/v1/memory", key.Key)
-					switch resp.StatusCode {
+					resp := qCall(t, gws[(c+i)%2].URL, "/api/v1/memory", key.Key)
+					switch resp.status {
 					case 200:
 						admitted.Add(1)
 					case 429:

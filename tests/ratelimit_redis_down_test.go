@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +14,7 @@ import (
 // shared Redis limit by itself when Redis returns.
 func TestRateLimitRedisDownLocalThenRecovers(t *testing.T) {
 	rs := testenv.StartRedis(t)
-	env := map[string]string{"AZEN_REDIS_URL": rs.URL(), "UP": rlUpstream(t)}
+	env := map[string]string{"AZEN_REDIS_URL": rs.URL(), "UP": startUpstream(t).Addr}
 	gws := startGateways(t, 2, rlCaddyfile(headerKeyed("rate 10/h\nburst 10\ntimeout 50ms")), env)
 	a := gws[0]
 	waitGatewaysSeen(t, rs.URL(), 2)
@@ -95,30 +94,24 @@ func TestRateLimitRedisDownLocalThenRecovers(t *testing.T) {
 // deny answers a contract 500; both recover when Redis returns.
 func TestRateLimitRedisDownAllowAndDeny(t *testing.T) {
 	rs := testenv.StartRedis(t)
-	up := rlUpstream(t)
+	up := startUpstream(t).Addr
 	allow := testenv.StartGateway(t, rlCaddyfile(headerKeyed("rate 2/h\non_redis_error allow")),
 		map[string]string{"AZEN_REDIS_URL": rs.URL(), "UP": up})
 	deny := testenv.StartGateway(t, rlCaddyfile(headerKeyed("rate 2/h\non_redis_error deny")),
 		map[string]string{"AZEN_REDIS_URL": rs.URL(), "UP": up})
 	key := uniqueKey(t)
 	for _, g := range []*testenv.Gateway{allow, deny} {
-		if r := rlGet(t, g.URL, key+g.URL); r.StatusCode != 200 || r.Header.Get("X-RateLimit-Limit") != "2" {
-			t.Fatalf("Redis up: %d %v", r.StatusCode, r.Header)
+		if r := rlGet(t, g.URL, key+g.URL); r.status != 200 || r.header.Get("X-RateLimit-Limit") != "2" {
+			t.Fatalf("Redis up: %d %v", r.status, r.header)
 		}
 	}
 	rs.Stop()
 	for i := 0; i < 5; i++ {
 		r := rlGet(t, allow.URL, key)
-		if r.StatusCode != 200 || r.Header.Get("X-RateLimit-Limit") != "" {
-			t.Fatalf("allow mode, Redis down: %d %v", r.StatusCode, r.Header)
+		if r.status != 200 || r.header.Get("X-RateLimit-Limit") != "" {
+			t.Fatalf("allow mode, Redis down: %d %v", r.status, r.header)
 		}
-		req, _ := http.NewRequest("GET", deny.URL+"/api/v1/memory", nil)
-		req.Header.Set("X-Client", key)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e := getJSONError(t, resp, 500)
+		e := wantAPIError(t, call(t, "GET", deny.URL+"/api/v1/memory", withHeader("X-Client", key)), 500)
 		if strings.Contains(strings.ToLower(e.Message), "redis") {
 			t.Errorf("500 message leaks the cause: %q", e.Message)
 		}
@@ -131,7 +124,7 @@ func TestRateLimitRedisDownAllowAndDeny(t *testing.T) {
 	}
 	rs.Start()
 	deadline := time.Now().Add(10 * time.Second)
-	for rlGet(t, deny.URL, uniqueKey(t)).StatusCode != 200 {
+	for rlGet(t, deny.URL, uniqueKey(t)).status != 200 {
 		if time.Now().After(deadline) {
 			t.Fatal("deny mode still failing after Redis came back")
 		}
@@ -142,7 +135,7 @@ func TestRateLimitRedisDownAllowAndDeny(t *testing.T) {
 // Without a Redis URL the in-process limiter is the default: a warning is
 // logged once and limits still hold on the gateway.
 func TestRateLimitWithoutRedis(t *testing.T) {
-	g := testenv.StartGateway(t, rlCaddyfile(headerKeyed("rate 3/h")), map[string]string{"UP": rlUpstream(t)})
+	g := testenv.StartGateway(t, rlCaddyfile(headerKeyed("rate 3/h")), map[string]string{"UP": startUpstream(t).Addr})
 	if got := fire(t, []*testenv.Gateway{g}, uniqueKey(t), 6, 3); got[200] != 3 || got[429] != 3 {
 		t.Fatalf("in-process limiter: %v, want 3×200 and 3×429", got)
 	}

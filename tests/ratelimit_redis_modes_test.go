@@ -21,7 +21,7 @@ func TestRateLimitExactOverTLSAndSentinel(t *testing.T) {
 		{"sentinel", map[string]string{"AZEN_REDIS_URL": sentinel.URL()}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.env["UP"] = rlUpstream(t)
+			tt.env["UP"] = startUpstream(t).Addr
 			// A TLS handshake on a cold, busy machine can take longer than
 			// the default 50 ms budget; this test is about the URL forms.
 			gws := startGateways(t, 2, rlCaddyfile(headerKeyed("rate 6/h\nburst 6\ntimeout 2s")), tt.env)

@@ -16,7 +16,7 @@ import (
 // applies the new limits at once.
 func TestRateLimitReloadUnderLoad(t *testing.T) {
 	rs := testenv.StartRedis(t)
-	env := map[string]string{"AZEN_REDIS_URL": rs.URL(), "UP": rlUpstream(t)}
+	env := map[string]string{"AZEN_REDIS_URL": rs.URL(), "UP": startUpstream(t).Addr}
 	loose := rlCaddyfile(headerKeyed("rate 100000/m\nburst 100000"))
 	g := testenv.StartGateway(t, loose, env)
 	rc := redisClient(t, rs.URL())
@@ -54,9 +54,9 @@ func TestRateLimitReloadUnderLoad(t *testing.T) {
 				}
 				resp := rlGet(t, g.URL, key)
 				sent.Add(1)
-				if resp.StatusCode != 200 {
+				if resp.status != 200 {
 					failed.Add(1)
-					firstFailure.CompareAndSwap(nil, resp.Status)
+					firstFailure.CompareAndSwap(nil, resp.String())
 				}
 			}
 		}()
@@ -94,8 +94,8 @@ func TestRateLimitReloadUnderLoad(t *testing.T) {
 	key := uniqueKey(t)
 	for i, want := range []int{200, 200, 429} {
 		resp := rlGet(t, g.URL, key)
-		if resp.StatusCode != want || resp.Header.Get("X-RateLimit-Limit") != "2" {
-			t.Fatalf("after reload, request %d: %d limit %q, want %d under 2/h", i+1, resp.StatusCode, resp.Header.Get("X-RateLimit-Limit"), want)
+		if resp.status != want || resp.header.Get("X-RateLimit-Limit") != "2" {
+			t.Fatalf("after reload, request %d: %d limit %q, want %d under 2/h", i+1, resp.status, resp.header.Get("X-RateLimit-Limit"), want)
 		}
 	}
 }

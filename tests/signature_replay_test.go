@@ -7,8 +7,6 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -44,15 +42,8 @@ func replay(t *testing.T, backendURL string, captured *http.Request, rawQuery st
 	if rawQuery != "" {
 		u += "?" + rawQuery
 	}
-	req, _ := http.NewRequest(captured.Method, u, bytes.NewReader(body))
-	req.Header = captured.Header.Clone()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode
+	sameHeaders := func(r *request) { r.header = captured.Header.Clone() }
+	return call(t, captured.Method, u, sameHeaders, withBody(bytes.NewReader(body))).status
 }
 
 // TestCapturedSignaturesCannotBeReplayedWithAnotherQueryOrBody: the
@@ -86,12 +77,11 @@ func TestCapturedSignaturesCannotBeReplayedWithAnotherQueryOrBody(t *testing.T) 
 	gw := testenv.StartGateway(t, shippedCaddyfile(t), gwEnv)
 	key := testenv.CreateKeyFull(t, env, "--user", "bob")
 
-	code, body := sysCall(t, "POST", gw.URL+"/api/v1/memory", key.Key, map[string]any{"text": "a harmless note"})
-	if code != 201 {
-		t.Fatalf("create: %d %v", code, body)
+	if r := sysCall(t, "POST", gw.URL+"/api/v1/memory", key.Key, map[string]any{"text": "a harmless note"}); r.status != 201 {
+		t.Fatalf("create: %v", r)
 	}
 	post := tp.last(t, "POST", "/api/v1/memory")
-	if code, _ := sysCall(t, "GET", gw.URL+"/api/v1/memory?per=1", key.Key, nil); code != 200 {
+	if code := sysCall(t, "GET", gw.URL+"/api/v1/memory?per=1", key.Key, nil).status; code != 200 {
 		t.Fatalf("list: %d", code)
 	}
 	list := tp.last(t, "GET", "/api/v1/memory")
@@ -102,8 +92,7 @@ func TestCapturedSignaturesCannotBeReplayedWithAnotherQueryOrBody(t *testing.T) 
 				t.Fatalf("replayed with body %s: %d, want 401", forged, code)
 			}
 		}
-		_, listed := sysCall(t, "GET", gw.URL+"/api/v1/memory?per=100", key.Key, nil)
-		if n := listed["total_count"]; n != float64(1) {
+		if n := sysCall(t, "GET", gw.URL+"/api/v1/memory?per=100", key.Key, nil).page().TotalCount; n != 1 {
 			t.Fatalf("the organization holds %v memories, want 1", n)
 		}
 	})
@@ -121,14 +110,4 @@ func TestCapturedSignaturesCannotBeReplayedWithAnotherQueryOrBody(t *testing.T) 
 			t.Fatalf("exact replay: %d", code)
 		}
 	})
-}
-
-// shippedCaddyfile is the repository's Caddyfile.
-func shippedCaddyfile(t *testing.T) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "Caddyfile"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }

@@ -3,12 +3,8 @@ package tests
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -50,56 +46,37 @@ func startSystemWith(t *testing.T, nBackends, nGateways int, edit func(caddyfile
 		s.backends = append(s.backends, b)
 		addrs += b.Addr + " "
 	}
-	caddyfile, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "Caddyfile"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	caddyfile := shippedCaddyfile(t)
 	if edit != nil {
-		caddyfile = []byte(edit(string(caddyfile)))
+		caddyfile = edit(caddyfile)
 	}
 	gwEnv := map[string]string{"AZEN_BACKENDS": addrs}
 	for k, v := range s.env {
 		gwEnv[k] = v
 	}
 	for i := 0; i < nGateways; i++ {
-		s.gateways = append(s.gateways, testenv.StartGateway(t, string(caddyfile), gwEnv))
+		s.gateways = append(s.gateways, testenv.StartGateway(t, caddyfile, gwEnv))
 	}
 	return s
 }
 
-// sysCall sends a JSON request with an API key and decodes the answer.
-func sysCall(t *testing.T, method, url, key string, body any) (int, map[string]any) {
+// sysCall sends a JSON request with an API key; the answer must be JSON.
+func sysCall(t *testing.T, method, url, key string, body any) reply {
 	t.Helper()
-	code, out, err := sysTry(method, url, key, body)
+	r, err := sysTry(method, url, key, body)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}
-	return code, out
+	r.t = t
+	return r
 }
 
-func sysTry(method, url, key string, body any) (int, map[string]any, error) {
-	var rd io.Reader
+func sysTry(method, url, key string, body any) (reply, error) {
+	opts := []callOption{withKey(key), withHeader("Content-Type", "application/json")}
 	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
+		opts = append(opts, withJSON(body))
 	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("azen-api-key", key)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var out map[string]any
-	if err := json.Unmarshal(raw, &out); err != nil {
-		return resp.StatusCode, nil, fmt.Errorf("status %d, body not JSON: %q", resp.StatusCode, raw)
-	}
-	return resp.StatusCode, out, nil
+	return tryJSON(method, url, opts...)
 }
 
 // TestSystemThroughTwoGateways is the client's whole journey, as the Azen
@@ -125,45 +102,44 @@ func TestSystemThroughTwoGateways(t *testing.T) {
 		if i%2 == 1 {
 			gw = gw2
 		}
-		code, body := sysCall(t, "POST", gw+"/memory", key.Key, map[string]any{"text": text, "metadata": map[string]any{"n": i}})
-		if code != 201 || body["status"] != "success" || body["memoryId"] == nil || body["embeddingStatus"] != "completed" {
-			t.Fatalf("create %q: %d %v", text, code, body)
+		r := sysCall(t, "POST", gw+"/memory", key.Key, map[string]any{"text": text, "metadata": map[string]any{"n": i}})
+		c := r.created()
+		if r.status != 201 || c.Status != "success" || c.MemoryID == "" || c.EmbeddingStatus != "completed" {
+			t.Fatalf("create %q: %v", text, r)
 		}
-		ids[body["memoryId"].(string)] = text
+		ids[c.MemoryID] = text
 	}
 
 	t.Run("dedupKey is honoured across gateways", func(t *testing.T) {
-		code, first := sysCall(t, "POST", gw1+"/memory", key.Key, map[string]any{"text": "dedup me", "dedupKey": "pref:tea"})
-		if code != 201 {
-			t.Fatalf("first: %d %v", code, first)
+		first := sysCall(t, "POST", gw1+"/memory", key.Key, map[string]any{"text": "dedup me", "dedupKey": "pref:tea"})
+		if first.status != 201 {
+			t.Fatalf("first: %v", first)
 		}
-		code, second := sysCall(t, "POST", gw2+"/memory", key.Key, map[string]any{"text": "dedup me again", "dedupKey": "pref:tea"})
-		if code != 200 || second["duplicated"] != true || second["memoryId"] != first["memoryId"] {
-			t.Fatalf("second: %d %v", code, second)
+		second := sysCall(t, "POST", gw2+"/memory", key.Key, map[string]any{"text": "dedup me again", "dedupKey": "pref:tea"})
+		if second.status != 200 || !second.created().Duplicated || second.created().MemoryID != first.created().MemoryID {
+			t.Fatalf("second: %v", second)
 		}
-		ids[first["memoryId"].(string)] = "dedup me"
+		ids[first.created().MemoryID] = "dedup me"
 	})
 
 	t.Run("list every page through the other gateway", func(t *testing.T) {
 		seen := map[string]bool{}
 		for page := 1; ; page++ {
-			code, body := sysCall(t, "GET", fmt.Sprintf("%s/memory?page=%d&per=2", gw2, page), key.Key, nil)
-			if code != 200 {
-				t.Fatalf("page %d: %d %v", page, code, body)
+			r := sysCall(t, "GET", fmt.Sprintf("%s/memory?page=%d&per=2", gw2, page), key.Key, nil)
+			if r.status != 200 {
+				t.Fatalf("page %d: %v", page, r)
 			}
-			mems := body["memories"].([]any)
-			for _, m := range mems {
-				mm := m.(map[string]any)
-				id := mm["id"].(string)
-				if mm["content"] != ids[id] || mm["userId"] != "alice" || mm["embedded"] != true {
-					t.Errorf("memory %v", mm)
+			p := r.page()
+			for _, m := range p.Memories {
+				if m.Content != ids[m.ID] || m.UserID != "alice" || !m.Embedded {
+					t.Errorf("memory %+v", m)
 				}
-				seen[id] = true
+				seen[m.ID] = true
 			}
-			if total := int(body["total_count"].(float64)); total != len(ids) {
+			if total := p.TotalCount; total != len(ids) {
 				t.Fatalf("total_count %d, want %d", total, len(ids))
 			}
-			if page >= int(body["total_pages"].(float64)) {
+			if page >= p.TotalPages {
 				break
 			}
 		}
@@ -173,20 +149,20 @@ func TestSystemThroughTwoGateways(t *testing.T) {
 	})
 
 	t.Run("search finds the right memories best first", func(t *testing.T) {
-		code, body := sysCall(t, "POST", gw1+"/memory/search", key.Key, map[string]any{"query": "GREEN tea", "topK": 3})
-		if code != 200 {
-			t.Fatalf("%d %v", code, body)
+		r := sysCall(t, "POST", gw1+"/memory/search", key.Key, map[string]any{"query": "GREEN tea", "topK": 3})
+		if r.status != 200 {
+			t.Fatalf("%v", r)
 		}
-		mems := body["memories"].([]any)
-		raw := body["rawMatches"].([]any)
-		if len(mems) != 2 || len(raw) != 2 {
-			t.Fatalf("search returned %d memories, %d matches: %v", len(mems), len(raw), body)
+		found := r.search()
+		if len(found.Memories) != 2 || len(found.RawMatches) != 2 {
+			t.Fatalf("search returned %d memories, %d matches: %v", len(found.Memories), len(found.RawMatches), r)
 		}
-		for i := range mems {
-			if mems[i].(map[string]any)["id"] != raw[i].(map[string]any)["id"] {
+		// The SDK's types require values, an array: read as raw JSON.
+		raw, _ := r.fields()["rawMatches"].([]any)
+		for i := range found.Memories {
+			if found.Memories[i].ID != found.RawMatches[i].ID {
 				t.Errorf("rawMatches[%d] does not score memories[%d]", i, i)
 			}
-			// The SDK's types require values, an array.
 			if _, ok := raw[i].(map[string]any)["values"].([]any); !ok {
 				t.Errorf("rawMatches[%d].values = %#v, want an array", i, raw[i].(map[string]any)["values"])
 			}
@@ -195,15 +171,15 @@ func TestSystemThroughTwoGateways(t *testing.T) {
 
 	t.Run("another organization sees nothing", func(t *testing.T) {
 		for id := range ids {
-			code, body := sysCall(t, "GET", gw1+"/memory/"+id, otherKey.Key, nil)
-			if code != 404 || body["status"] != "not_found" {
-				t.Fatalf("other org GET: %d %v", code, body)
+			r := sysCall(t, "GET", gw1+"/memory/"+id, otherKey.Key, nil)
+			if r.status != 404 || r.apiError().Status != "not_found" {
+				t.Fatalf("other org GET: %v", r)
 			}
 			break
 		}
-		code, body := sysCall(t, "POST", gw2+"/memory/search", otherKey.Key, map[string]any{"query": "tea"})
-		if code != 200 || len(body["memories"].([]any)) != 0 {
-			t.Fatalf("other org search: %d %v", code, body)
+		r := sysCall(t, "POST", gw2+"/memory/search", otherKey.Key, map[string]any{"query": "tea"})
+		if r.status != 200 || len(r.search().Memories) != 0 {
+			t.Fatalf("other org search: %v", r)
 		}
 	})
 
@@ -214,29 +190,27 @@ func TestSystemThroughTwoGateways(t *testing.T) {
 				id = i
 			}
 		}
-		code, body := sysCall(t, "PATCH", gw1+"/memory/"+id, key.Key, map[string]any{"text": "Bob now prefers matcha"})
-		if code != 200 || body["memory"].(map[string]any)["content"] != "Bob now prefers matcha" {
-			t.Fatalf("patch: %d %v", code, body)
+		r := sysCall(t, "PATCH", gw1+"/memory/"+id, key.Key, map[string]any{"text": "Bob now prefers matcha"})
+		if r.status != 200 || r.memory().Content != "Bob now prefers matcha" {
+			t.Fatalf("patch: %v", r)
 		}
-		code, body = sysCall(t, "POST", gw2+"/memory/search", key.Key, map[string]any{"query": "matcha"})
-		if code != 200 || len(body["memories"].([]any)) != 1 {
-			t.Fatalf("search after patch: %d %v", code, body)
+		r = sysCall(t, "POST", gw2+"/memory/search", key.Key, map[string]any{"query": "matcha"})
+		if r.status != 200 || len(r.search().Memories) != 1 {
+			t.Fatalf("search after patch: %v", r)
 		}
-		code, body = sysCall(t, "DELETE", gw2+"/memory/"+id, key.Key, nil)
-		if code != 200 || body["deleted"] != true {
-			t.Fatalf("delete: %d %v", code, body)
+		r = sysCall(t, "DELETE", gw2+"/memory/"+id, key.Key, nil)
+		if r.status != 200 || !r.deleted().Deleted {
+			t.Fatalf("delete: %v", r)
 		}
-		code, _ = sysCall(t, "GET", gw1+"/memory/"+id, key.Key, nil)
-		if code != 404 {
+		if code := sysCall(t, "GET", gw1+"/memory/"+id, key.Key, nil).status; code != 404 {
 			t.Fatalf("GET after delete: %d", code)
 		}
-		code, _ = sysCall(t, "DELETE", gw1+"/memory/"+id, key.Key, nil)
-		if code != 404 {
+		if code := sysCall(t, "DELETE", gw1+"/memory/"+id, key.Key, nil).status; code != 404 {
 			t.Fatalf("second delete: %d", code)
 		}
-		code, body = sysCall(t, "POST", gw1+"/memory/search", key.Key, map[string]any{"query": "matcha"})
-		if code != 200 || len(body["memories"].([]any)) != 0 {
-			t.Fatalf("search after delete: %d %v", code, body)
+		r = sysCall(t, "POST", gw1+"/memory/search", key.Key, map[string]any{"query": "matcha"})
+		if r.status != 200 || len(r.search().Memories) != 0 {
+			t.Fatalf("search after delete: %v", r)
 		}
 	})
 
@@ -245,12 +219,12 @@ func TestSystemThroughTwoGateways(t *testing.T) {
 		deadline := time.Now().Add(time.Second)
 		for _, gw := range []string{gw1, gw2} {
 			for {
-				code, body := sysCall(t, "GET", gw+"/memory", key.Key, nil)
-				if code == 403 && body["status"] == "forbidden" {
+				r := sysCall(t, "GET", gw+"/memory", key.Key, nil)
+				if r.status == 403 && r.apiError().Status == "forbidden" {
 					break
 				}
 				if time.Now().After(deadline) {
-					t.Fatalf("%s still answers %d a second after disable", gw, code)
+					t.Fatalf("%s still answers %d a second after disable", gw, r.status)
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
@@ -279,20 +253,20 @@ func TestSystemLosesNothingWhenAReplicaStops(t *testing.T) {
 		go func(w int) {
 			defer wg.Done()
 			for i := 0; !stop.Load(); i++ {
-				code, body, err := sysTry("POST", api+"/memory", key.Key, map[string]any{"text": fmt.Sprintf("worker %d write %d", w, i)})
+				r, err := sysTry("POST", api+"/memory", key.Key, map[string]any{"text": fmt.Sprintf("worker %d write %d", w, i)})
 				requests.Add(1)
 				mu.Lock()
-				if err != nil || code != 201 {
-					failures = append(failures, fmt.Sprintf("POST: %d %v %v", code, body, err))
+				if err != nil || r.status != 201 {
+					failures = append(failures, fmt.Sprintf("POST: %v %v", r, err))
 				} else {
-					acked = append(acked, body["memoryId"].(string))
+					acked = append(acked, r.created().MemoryID)
 				}
 				mu.Unlock()
-				code, body, err = sysTry("GET", api+"/memory?per=5", key.Key, nil)
+				r, err = sysTry("GET", api+"/memory?per=5", key.Key, nil)
 				requests.Add(1)
-				if err != nil || code != 200 {
+				if err != nil || r.status != 200 {
 					mu.Lock()
-					failures = append(failures, fmt.Sprintf("GET: %d %v %v", code, body, err))
+					failures = append(failures, fmt.Sprintf("GET: %v %v", r, err))
 					mu.Unlock()
 				}
 			}
@@ -316,9 +290,8 @@ func TestSystemLosesNothingWhenAReplicaStops(t *testing.T) {
 		t.Fatalf("only %d writes acknowledged: the load was not steady", len(acked))
 	}
 	for _, id := range acked {
-		code, body := sysCall(t, "GET", api+"/memory/"+id, key.Key, nil)
-		if code != 200 {
-			t.Fatalf("acknowledged write %s lost: %d %v", id, code, body)
+		if r := sysCall(t, "GET", api+"/memory/"+id, key.Key, nil); r.status != 200 {
+			t.Fatalf("acknowledged write %s lost: %v", id, r)
 		}
 	}
 }
@@ -334,21 +307,15 @@ func TestSystemEdgeRefusesAbuseCleanly(t *testing.T) {
 	api := gw.URL + "/api/v1"
 	stillServes := func(t *testing.T) {
 		t.Helper()
-		code, body := sysCall(t, "GET", api+"/memory", other.Key, nil)
-		if code != 200 {
-			t.Fatalf("the replica stopped serving others: %d %v", code, body)
+		if r := sysCall(t, "GET", api+"/memory", other.Key, nil); r.status != 200 {
+			t.Fatalf("the replica stopped serving others: %v", r)
 		}
 	}
 
 	t.Run("a body over 1 MiB is a 400 and harms no one", func(t *testing.T) {
 		big := bytes.Repeat([]byte("a"), 2<<20)
-		req, _ := http.NewRequest("POST", api+"/memory", bytes.NewReader(append(append([]byte(`{"text":"`), big...), '"', '}')))
-		req.Header.Set("azen-api-key", key.Key)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e := getJSONError(t, resp, 400)
+		body := withBody(bytes.NewReader(append(append([]byte(`{"text":"`), big...), '"', '}')))
+		e := wantAPIError(t, call(t, "POST", api+"/memory", withKey(key.Key), body), 400)
 		if e.Message != "Request body must not exceed 1 MiB." {
 			t.Errorf("message %q", e.Message)
 		}
@@ -363,11 +330,7 @@ func TestSystemEdgeRefusesAbuseCleanly(t *testing.T) {
 		stillServes(t)
 	})
 	t.Run("only GET and HEAD reach /healthz", func(t *testing.T) {
-		resp, err := http.Post(gw.URL+"/healthz", "application/json", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		getJSONError(t, resp, 404)
+		wantAPIError(t, call(t, "POST", gw.URL+"/healthz", withHeader("Content-Type", "application/json")), 404)
 	})
 	t.Run("non-canonical paths are a JSON 404, never a redirect", func(t *testing.T) {
 		for _, p := range []string{"/api/v1//memory", "/api/v1/./memory", "/api/v1/memory/"} {
@@ -384,18 +347,11 @@ func TestSystemEdgeRefusesAbuseCleanly(t *testing.T) {
 	t.Run("a forged X-Forwarded-For does not dodge the failed-attempt limit", func(t *testing.T) {
 		limited := false
 		for i := 0; i < 25 && !limited; i++ {
-			req, _ := http.NewRequest("GET", api+"/memory", nil)
-			req.Header.Set("azen-api-key", "azen_"+strings.Repeat("x", 49))
 			// A client prepends addresses of its choice. The shipped
 			// Caddyfile trusts no proxy, so the peer is the client; were
 			// loopback trusted, strict mode would take the last address.
-			req.Header.Set("X-Forwarded-For", fmt.Sprintf("198.51.100.%d, 203.0.113.77", i))
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			limited = resp.StatusCode == 429
+			forged := withHeader("X-Forwarded-For", fmt.Sprintf("198.51.100.%d, 203.0.113.77", i))
+			limited = call(t, "GET", api+"/memory", withKey("azen_"+strings.Repeat("x", 49)), forged).status == 429
 		}
 		if !limited {
 			t.Fatal("25 bad keys with rotating forged addresses were never limited")
