@@ -30,6 +30,9 @@ const requestIDCaddyfile = `{
 		}
 		respond "ok"
 	}
+	handle /readyz {
+		azen_ready
+	}
 	handle_errors {
 		azen_error
 	}
@@ -81,6 +84,9 @@ func TestRequestIDWithoutTheDirective(t *testing.T) {
 	t.Run("azen_auth refusal carries one id", func(t *testing.T) {
 		get(t, "/api/v1/memory", "", "", 401)
 		get(t, "/api/v1/memory", "azen_notakey", "", 403)
+	})
+	t.Run("azen_ready carries one id", func(t *testing.T) {
+		get(t, "/readyz", "", "", 200)
 	})
 	t.Run("azen_ratelimit success and refusal carry one id", func(t *testing.T) {
 		get(t, "/limited", "", "", 200)
