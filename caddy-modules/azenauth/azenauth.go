@@ -277,6 +277,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return caddyhttp.Error(http.StatusUnauthorized, contract.Public(msgKeyNotAllowed))
 		}
 		return caddyhttp.Error(http.StatusUnauthorized, contract.Public(msgNoSession))
+	case !hasKey && a == accessKeys:
+		// The console's key routes take a key too, but they are the
+		// console's: with no credential at all they ask for a session (§9).
+		h.metrics.outcome(outcomeNoSession)
+		return caddyhttp.Error(http.StatusUnauthorized, contract.Public(msgNoSession))
 	case !hasKey:
 		h.metrics.outcome(outcomeMissing)
 		return caddyhttp.Error(http.StatusUnauthorized, contract.Public(msgMissing))
