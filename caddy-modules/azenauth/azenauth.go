@@ -203,9 +203,14 @@ func (h *Handler) warmUp(ctx caddy.Context) {
 	}
 }
 
-// Cleanup releases the shared runtime; the last user closes it (writing the
-// usage counts it holds).
+// Cleanup writes the usage counts held so far (a reload is a write point
+// even when the runtime outlives it) and releases the shared runtime; the
+// last user closes it. Under `caddy validate` nothing was counted, so
+// nothing is written.
 func (h *Handler) Cleanup() error {
+	if h.rt != nil {
+		h.rt.flushUsage()
+	}
 	if h.release != nil {
 		h.release()
 		h.release = nil
