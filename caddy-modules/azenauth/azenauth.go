@@ -202,9 +202,14 @@ func (h *Handler) warmUp(ctx caddy.Context) {
 	}
 }
 
-// Cleanup releases the shared runtime; the last user closes it (writing the
-// usage counts it holds).
+// Cleanup writes the usage counts held so far (a reload is a write point
+// even when the runtime outlives it) and releases the shared runtime; the
+// last user closes it. Under `caddy validate` nothing was counted, so
+// nothing is written.
 func (h *Handler) Cleanup() error {
+	if h.rt != nil {
+		h.rt.flushUsage()
+	}
 	if h.release != nil {
 		h.release()
 		h.release = nil
@@ -271,6 +276,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if hasKey {
 			return caddyhttp.Error(http.StatusUnauthorized, contract.Public(msgKeyNotAllowed))
 		}
+		return caddyhttp.Error(http.StatusUnauthorized, contract.Public(msgNoSession))
+	case !hasKey && a == accessKeys:
+		// The console's key routes take a key too, but they are the
+		// console's: with no credential at all they ask for a session (§9).
+		h.metrics.outcome(outcomeNoSession)
 		return caddyhttp.Error(http.StatusUnauthorized, contract.Public(msgNoSession))
 	case !hasKey:
 		h.metrics.outcome(outcomeMissing)

@@ -448,6 +448,38 @@ func TestCountersSurviveAReloadWithTheSameSettings(t *testing.T) {
 	}
 }
 
+func TestAReloadWritesTheUsageCounts(t *testing.T) {
+	h1, st := newTestHandler(t, nil) // usage_flush 10 s: the timer stays out of it
+	_, plain := mustCreate(t, st, apikey.NewKey{OrganizationID: "0b0e7a4c-1111-4a4a-8a8a-000000000001", UserID: "u"})
+	for range 3 {
+		if s := serve(h1, "203.0.113.1", keyHeader(plain)); s.status != 0 {
+			t.Fatal(s.err)
+		}
+	}
+	h2 := &Handler{Database: h1.Database, Secret: testSecret, FailedAttempts: h1.FailedAttempts}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	if err := h2.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer h2.Cleanup()
+	if h2.rt != h1.rt {
+		t.Fatal("the reload did not keep the runtime")
+	}
+	var before, after int64
+	count := `SELECT COALESCE(SUM(requests), 0) FROM usage_daily`
+	if err := st.db.Get(&before, count); err != nil {
+		t.Fatal(err)
+	}
+	h1.Cleanup() // the old config goes, the runtime stays
+	if err := st.db.Get(&after, count); err != nil {
+		t.Fatal(err)
+	}
+	if before != 0 || after != 3 {
+		t.Fatalf("usage_daily held %d requests before the old config's cleanup and %d after, want 0 and 3", before, after)
+	}
+}
+
 func counterValue(c prometheus.Counter) float64 {
 	var m dto.Metric
 	if err := c.Write(&m); err != nil {

@@ -49,9 +49,10 @@ type authRuntime struct {
 	releaseRedis func()
 	subscribe    sync.Once
 
-	touches  chan touch
-	staleLog logEvery
-	counters authCounters
+	touches   chan touch
+	staleLog  logEvery
+	usageWarn logEvery
+	counters  authCounters
 
 	// ctx lives as long as the runtime, which outlives the config that
 	// created it; it is cancelled in Destruct.
@@ -103,14 +104,31 @@ func newRuntime(s runtimeSettings, logger *zap.Logger) (*authRuntime, error) {
 	go rt.recordUse()
 	go func() {
 		defer rt.wg.Done()
-		var warned logEvery
-		rt.meter.Run(rt.ctx, s.usageFlush, 5*time.Second, func(err error) {
-			if warned.Allow(time.Now()) {
-				rt.logger.Warn("writing usage counts failed; they are kept and written with the next batch (logged at most every 10 s)", zap.Error(err))
-			}
-		})
+		rt.meter.Run(rt.ctx, s.usageFlush, finalUsageFlush, rt.usageFailed)
 	}()
 	return rt, nil
+}
+
+// finalUsageFlush bounds the usage write of a reload or a shutdown.
+const finalUsageFlush = 5 * time.Second
+
+// flushUsage writes the usage counts held so far, bounded by
+// finalUsageFlush. A reload that keeps azen_auth's settings keeps this
+// runtime, whose timer would write them up to usage_flush later; a reload
+// writes them at once instead, as a shutdown does (contract §9). What
+// fails to be written stays counted for the next batch.
+func (rt *authRuntime) flushUsage() {
+	ctx, cancel := context.WithTimeout(context.Background(), finalUsageFlush)
+	defer cancel()
+	if err := rt.meter.Flush(ctx); err != nil {
+		rt.usageFailed(err)
+	}
+}
+
+func (rt *authRuntime) usageFailed(err error) {
+	if rt.usageWarn.Allow(time.Now()) {
+		rt.logger.Warn("writing usage counts failed; they are kept and written with the next batch (logged at most every 10 s)", zap.Error(err))
+	}
 }
 
 // Destruct stops the background work (the usage meter writes what it

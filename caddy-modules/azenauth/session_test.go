@@ -107,7 +107,7 @@ func TestSessionsAtTheEdge(t *testing.T) {
 		{"a member may not create keys", "POST", "/console/api/keys", cookieHeader(p.memberCookie), 403, "Your role (member) lacks permission keys:write"},
 		{"key routes take a key with keys:write", "DELETE", "/console/api/keys/x", withKey(nil, keysKey), 0, ""},
 		{"key routes refuse a key without keys:read", "GET", "/console/api/keys", withKey(nil, key), 403, "API key lacks permission keys:read"},
-		{"key routes with nothing are 401", "GET", "/console/api/keys", nil, 401, msgMissing},
+		{"key routes with nothing ask for a session", "GET", "/console/api/keys", nil, 401, msgNoSession},
 		{"pages take no credential", "GET", "/console/", nil, 0, ""},
 		{"pages pass a bad cookie on as anonymous", "GET", "/console/keys", cookieHeader(p.badCookie), 0, ""},
 		{"sign-in takes no credential", "POST", "/auth/sign-in", nil, 0, ""},

@@ -30,24 +30,28 @@ type segment struct {
 }
 
 type tick struct {
-	X, Y  float64
-	Label string
+	X, Y   float64
+	Label  string
+	Anchor string // SVG text-anchor: start, middle or end
 }
 
 // stackedChart draws the report's days.
 func stackedChart(rep console.UsageReport) chart {
-	c := chart{Width: 720, Height: 236}
-	c.Plot.Left, c.Plot.Top, c.Plot.Right, c.Plot.Bottom = 52, 10, 710, 206
+	c := chart{Width: 720, Height: 240}
 	n := len(rep.Labels)
 	for _, v := range rep.Series["total"] {
 		c.Max = max(c.Max, v)
 	}
 	top := niceMax(c.Max)
+	// The axis labels are up to 22 px high when the chart shrinks to a
+	// phone's width (console.css): leave the widest one room, about 13
+	// units a digit.
+	c.Plot.Left, c.Plot.Top, c.Plot.Right, c.Plot.Bottom = max(52, 14+13*float64(len(strconv.FormatInt(top, 10)))), 10, 710, 206
 	plotH := c.Plot.Bottom - c.Plot.Top
 	step := (c.Plot.Right - c.Plot.Left) / float64(max(n, 1))
 	for i := 0; i <= 4; i++ {
 		v := top * int64(i) / 4
-		c.Ticks = append(c.Ticks, tick{X: c.Plot.Left - 6, Y: c.Plot.Bottom - plotH*float64(i)/4, Label: strconv.FormatInt(v, 10)})
+		c.Ticks = append(c.Ticks, tick{X: c.Plot.Left - 6, Y: c.Plot.Bottom - plotH*float64(i)/4, Label: strconv.FormatInt(v, 10), Anchor: "end"})
 	}
 	every := max(1, (n+4)/5)
 	for i, day := range rep.Labels {
@@ -72,7 +76,17 @@ func stackedChart(rep console.UsageReport) chart {
 			strconv.FormatInt(rep.Series[usage.OutcomeRateLimited][i], 10) + " rate-limited)"
 		c.Bars = append(c.Bars, b)
 		if i%every == 0 || i == n-1 {
-			c.XLabels = append(c.XLabels, tick{X: x + step/2, Y: c.Plot.Bottom + 18, Label: day[5:]})
+			// The first and last labels line up with the plot's edges, so
+			// neither is cut off nor runs into the y axis's labels.
+			l := tick{X: x + step/2, Y: c.Plot.Bottom + 24, Label: day[5:], Anchor: "middle"}
+			switch {
+			case n == 1:
+			case i == 0:
+				l.X, l.Anchor = c.Plot.Left, "start"
+			case i == n-1:
+				l.X, l.Anchor = c.Plot.Right, "end"
+			}
+			c.XLabels = append(c.XLabels, l)
 		}
 	}
 	return c

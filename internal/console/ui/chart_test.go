@@ -35,3 +35,20 @@ func TestSafeNextStaysInTheConsole(t *testing.T) {
 		}
 	}
 }
+
+func TestChartLabelsStayInside(t *testing.T) {
+	labels := make([]string, 30)
+	series := map[string][]int64{"total": make([]int64, 30), "success": make([]int64, 30), "error": make([]int64, 30), "rate_limited": make([]int64, 30)}
+	for i := range labels {
+		labels[i] = "2026-01-" + string(rune('0'+(i+1)/10)) + string(rune('0'+(i+1)%10))
+	}
+	series["total"][29], series["success"][29] = 123456, 123456
+	c := stackedChart(console.UsageReport{Labels: labels, Series: series})
+	first, last := c.XLabels[0], c.XLabels[len(c.XLabels)-1]
+	if first.Anchor != "start" || first.X != c.Plot.Left || last.Anchor != "end" || last.X != c.Plot.Right || last.Label != "01-30" {
+		t.Fatalf("first label %+v, last %+v: they must line up with the plot's edges", first, last)
+	}
+	if widest := c.Ticks[len(c.Ticks)-1].Label; c.Plot.Left < 14+13*float64(len(widest)) {
+		t.Fatalf("plot starts at %v, too close for the y label %q", c.Plot.Left, widest)
+	}
+}
