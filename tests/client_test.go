@@ -276,11 +276,13 @@ func getJSONError(t testing.TB, resp *http.Response, wantCode int) contract.Erro
 
 // consoleKey is a key as the console API shows it.
 type consoleKey struct {
-	ID             string `json:"id"`
-	Key            string `json:"key"` // only right after create and reroll
-	Name           string `json:"name"`
-	OrganizationID string `json:"organizationId"`
-	UserID         string `json:"userId"`
+	ID             string   `json:"id"`
+	Key            string   `json:"key"` // only right after create and reroll
+	Name           string   `json:"name"`
+	OrganizationID string   `json:"organizationId"`
+	UserID         string   `json:"userId"`
+	Enabled        bool     `json:"enabled"`
+	Permissions    []string `json:"permissions"`
 }
 
 // session answers sign-in and GET /auth/session.
@@ -308,6 +310,7 @@ type usageReport struct {
 		MemoryCreate int64 `json:"memory_create"`
 		Success      int64 `json:"success"`
 		Error        int64 `json:"error"`
+		RateLimited  int64 `json:"rate_limited"`
 	} `json:"summary"`
 }
 

@@ -63,11 +63,11 @@ func TestConsoleBrowserFlows(t *testing.T) {
 		reader = b.createKey()
 		b.checkPage("flows-05-key-secret")
 
-		if got := withKey(t, "GET", gw+"/api/v1/memory", reader, ""); got != 200 {
+		if got := statusWithKey(t, "GET", gw+"/api/v1/memory", reader, ""); got != 200 {
 			t.Errorf("memory:read: a read is %d", got)
 		}
 		wantError(t, newPerson(t).do("POST", gw+"/api/v1/memory", `{"text":"no"}`, "azen-api-key", reader), 403, "API key lacks permission memory:write")
-		if got := withKey(t, "GET", gw+"/console/api/keys", reader, ""); got != 200 {
+		if got := statusWithKey(t, "GET", gw+"/console/api/keys", reader, ""); got != 200 {
 			t.Errorf("keys:read: listing keys is %d", got)
 		}
 		wantError(t, newPerson(t).do("POST", gw+"/console/api/keys", `{"name":"no"}`, "azen-api-key", reader), 403, "API key lacks permission keys:write")
@@ -96,7 +96,7 @@ func TestConsoleBrowserFlows(t *testing.T) {
 	t.Run("the memory browser pages forward and back", func(t *testing.T) {
 		const n = 12 // the browser shows 10 a page
 		for i := range n {
-			if got := withKey(t, "POST", gw+"/api/v1/memory", writer, fmt.Sprintf(`{"text":"note %02d"}`, i)); got != 201 {
+			if got := statusWithKey(t, "POST", gw+"/api/v1/memory", writer, fmt.Sprintf(`{"text":"note %02d"}`, i)); got != 201 {
 				t.Fatalf("memory %d: %d", i, got)
 			}
 		}
@@ -138,7 +138,7 @@ func TestConsoleBrowserFlows(t *testing.T) {
 			t.Fatalf("the confirmation asks %q", msg)
 		}
 		b.run("reload", chromedp.Reload(), chromedp.WaitVisible(card+" .badge.on", chromedp.ByQuery))
-		if got := withKey(t, "GET", gw+"/api/v1/memory", writer, ""); got != 200 {
+		if got := statusWithKey(t, "GET", gw+"/api/v1/memory", writer, ""); got != 200 {
 			t.Fatalf("the key after a dismissed disable: %d", got)
 		}
 
@@ -150,14 +150,14 @@ func TestConsoleBrowserFlows(t *testing.T) {
 			t.Fatalf("notice after disable: %q", s)
 		}
 		b.checkPage("flows-09-key-disabled")
-		within(t, "the disabled key", time.Second, 403, func() int { return withKey(t, "GET", gw+"/api/v1/memory", writer, "") })
+		within(t, "the disabled key", time.Second, 403, func() int { return statusWithKey(t, "GET", gw+"/api/v1/memory", writer, "") })
 
 		before = b.dialogs.Load()
 		b.run("enable", chromedp.Click(card+` form[action$="/enable"] button`, chromedp.ByQuery), chromedp.WaitVisible(card+" .badge.on", chromedp.ByQuery))
 		if b.dialogs.Load() != before {
 			t.Fatal("enabling asked for a confirmation")
 		}
-		within(t, "the enabled key", time.Second, 200, func() int { return withKey(t, "GET", gw+"/api/v1/memory", writer, "") })
+		within(t, "the enabled key", time.Second, 200, func() int { return statusWithKey(t, "GET", gw+"/api/v1/memory", writer, "") })
 	})
 
 	t.Run("reroll with a grace period: both secrets work", func(t *testing.T) {
@@ -181,7 +181,7 @@ func TestConsoleBrowserFlows(t *testing.T) {
 		// The change is announced at once; a second is what it may take.
 		time.Sleep(time.Second)
 		for what, secret := range map[string]string{"old": writer, "new": fresh} {
-			if got := withKey(t, "GET", gw+"/api/v1/memory", secret, ""); got != 200 {
+			if got := statusWithKey(t, "GET", gw+"/api/v1/memory", secret, ""); got != 200 {
 				t.Errorf("the %s secret during the grace period: %d", what, got)
 			}
 		}

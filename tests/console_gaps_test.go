@@ -42,7 +42,7 @@ func TestConsoleKeyChangesReachBothGateways(t *testing.T) {
 		}
 		wg.Wait()
 	}
-	read := func(gw, secret string) int { return withKey(t, "GET", gw+"/api/v1/memory", secret, "") }
+	read := func(gw, secret string) int { return statusWithKey(t, "GET", gw+"/api/v1/memory", secret, "") }
 
 	t.Run("disable and enable reach both gateways within 1 s", func(t *testing.T) {
 		id, secret := ada.createKey(gws[0], `{"name":"switched"}`)
@@ -52,7 +52,7 @@ func TestConsoleKeyChangesReachBothGateways(t *testing.T) {
 			}
 		})
 		r := ada.must(200, "POST", gws[0]+"/console/api/keys/"+id+"/disable", "")
-		if r.body["key"].(map[string]any)["enabled"] != false {
+		if r.key().Enabled {
 			t.Fatalf("disable answered %s", r.raw)
 		}
 		onBoth(func(gw string) {
@@ -64,14 +64,14 @@ func TestConsoleKeyChangesReachBothGateways(t *testing.T) {
 		}
 
 		r = ada.must(200, "POST", gws[1]+"/console/api/keys/"+id+"/enable", "")
-		if r.body["key"].(map[string]any)["enabled"] != true {
+		if !r.key().Enabled {
 			t.Fatalf("enable answered %s", r.raw)
 		}
 		onBoth(func(gw string) {
 			d := within(t, "enabled key on "+gw, time.Second, 200, func() int { return read(gw, secret) })
 			t.Logf("enabled key admitted on %s after %s", gw, d)
 		})
-		if k := ada.must(200, "GET", gws[0]+"/console/api/keys/"+id, "").body["key"].(map[string]any); k["enabled"] != true {
+		if k := ada.must(200, "GET", gws[0]+"/console/api/keys/"+id, "").key(); !k.Enabled {
 			t.Fatalf("the key after enable: %v", k)
 		}
 	})
@@ -100,7 +100,7 @@ func TestConsoleKeyChangesReachBothGateways(t *testing.T) {
 				t.Errorf("their enabled key on %s after another organization's disable: %d", gw, got)
 			}
 		}
-		if k := other.must(200, "GET", gws[0]+"/console/api/keys/"+offID, "").body["key"].(map[string]any); k["enabled"] != false {
+		if k := other.must(200, "GET", gws[0]+"/console/api/keys/"+offID, "").key(); k.Enabled {
 			t.Fatalf("their key after another organization's enable: %v", k)
 		}
 	})
@@ -108,17 +108,17 @@ func TestConsoleKeyChangesReachBothGateways(t *testing.T) {
 	t.Run("PATCH to read-only reaches both gateways within 1 s", func(t *testing.T) {
 		id, secret := ada.createKey(gws[0], `{"name":"writer"}`)
 		onBoth(func(gw string) {
-			if got := withKey(t, "POST", gw+"/api/v1/memory", secret, `{"text":"before the change"}`); got != 201 {
+			if got := statusWithKey(t, "POST", gw+"/api/v1/memory", secret, `{"text":"before the change"}`); got != 201 {
 				t.Errorf("write on %s before the change: %d", gw, got)
 			}
 		})
 		r := ada.must(200, "PATCH", gws[1]+"/console/api/keys/"+id, `{"permissions":["memory:read"]}`)
-		if perms := r.body["key"].(map[string]any)["permissions"]; fmt.Sprint(perms) != "[memory:read]" {
+		if perms := r.key().Permissions; fmt.Sprint(perms) != "[memory:read]" {
 			t.Fatalf("PATCH answered %s", r.raw)
 		}
 		onBoth(func(gw string) {
 			d := within(t, "a write with the read-only key on "+gw, time.Second, 403, func() int {
-				return withKey(t, "POST", gw+"/api/v1/memory", secret, `{"text":"after the change"}`)
+				return statusWithKey(t, "POST", gw+"/api/v1/memory", secret, `{"text":"after the change"}`)
 			})
 			t.Logf("write refused on %s after %s", gw, d)
 		})
@@ -177,7 +177,7 @@ func TestConsoleSessionStoreOutage(t *testing.T) {
 	// Gateways in front of a test upstream that needs no database, so an
 	// answer tells what the gateway decided: one with the shipped cache_ttl,
 	// one whose entries expire after 1 s. No Redis, as in the key test.
-	up := startAuthUpstream(t, sys.env["AZEN_GATEWAY_SECRET"])
+	up := startUpstream(t, verifying(sys.env["AZEN_GATEWAY_SECRET"]))
 	base := map[string]string{"AZEN_DATABASE_URL": dbURL, "AZEN_GATEWAY_SECRET": sys.env["AZEN_GATEWAY_SECRET"], "UP": up.Addr}
 	long := testenv.StartGateway(t, authCaddyfile, authEnv(base, "CACHE_TTL", "30s"))
 	short := testenv.StartGateway(t, authCaddyfile, authEnv(base, "CACHE_TTL", "1s"))
@@ -191,31 +191,22 @@ func TestConsoleSessionStoreOutage(t *testing.T) {
 	}
 	cached, uncached, uncachedOnConsole := signIn(), signIn(), signIn()
 
-	// call sends GET /api/v1/memory to gw with only the session cookie.
-	call := func(gw, cookie string) *http.Response {
-		req, _ := http.NewRequest("GET", gw+"/api/v1/memory", nil)
-		req.Header.Set("Cookie", account.CookieName+"="+cookie)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp
-	}
+	// listWith sends GET /api/v1/memory to gw with only the session cookie.
+	listWith := func(gw, cookie string) reply { return call(t, "GET", gw+"/api/v1/memory", withCookie(cookie)) }
 	// admitted checks that gw let the session through with its identity.
 	admitted := func(gw, cookie string) {
 		t.Helper()
-		resp := call(gw, cookie)
-		defer resp.Body.Close()
+		r := listWith(gw, cookie)
 		var id contract.Identity
-		if err := json.NewDecoder(resp.Body).Decode(&id); resp.StatusCode != 200 || err != nil ||
+		if err := json.Unmarshal(r.raw, &id); r.status != 200 || err != nil ||
 			id.Credential != contract.CredentialSession || id.OrganizationID != orgID {
-			t.Fatalf("%s with a session: %d %+v %v", gw, resp.StatusCode, id, err)
+			t.Fatalf("%s with a session: %d %+v %v", gw, r.status, id, err)
 		}
 	}
 	for _, gw := range []string{long.URL, short.URL} {
 		admitted(gw, cached)
 	}
-	if got := withCookie(t, "GET", console.URL+"/console/api/keys", cached); got != 200 {
+	if got := statusWithCookie(t, "GET", console.URL+"/console/api/keys", cached); got != 200 {
 		t.Fatalf("the console with the cached session: %d", got)
 	}
 
@@ -229,7 +220,7 @@ func TestConsoleSessionStoreOutage(t *testing.T) {
 	})
 	t.Run("an uncached session is a 500 with the contract body, never 401 or 403", func(t *testing.T) {
 		for _, gw := range []string{long.URL, short.URL} {
-			if e := getJSONError(t, call(gw, uncached), 500); e.Message != contract.MessageInternal {
+			if e := wantAPIError(t, listWith(gw, uncached), 500); e.Message != contract.MessageInternal {
 				t.Errorf("500 message %q is not the generic one", e.Message)
 			}
 		}
@@ -247,12 +238,12 @@ func TestConsoleSessionStoreOutage(t *testing.T) {
 	pg.Start()
 	t.Run("after the restart every session works", func(t *testing.T) {
 		for _, gw := range []string{long.URL, short.URL} {
-			within(t, "the uncached session on "+gw, 15*time.Second, 200, func() int { return authStatus(call(gw, uncached)) })
+			within(t, "the uncached session on "+gw, 15*time.Second, 200, func() int { return listWith(gw, uncached).status })
 			admitted(gw, uncached)
 			admitted(gw, cached)
 		}
 		within(t, "the console with the uncached session", 15*time.Second, 200, func() int {
-			return withCookie(t, "GET", console.URL+"/console/api/keys", uncachedOnConsole)
+			return statusWithCookie(t, "GET", console.URL+"/console/api/keys", uncachedOnConsole)
 		})
 	})
 }

@@ -84,7 +84,7 @@ func TestConsoleUsageWrittenOnReloadAndShutdown(t *testing.T) {
 	markers := int64(0)
 	afterTimerWrite := func() {
 		t.Helper()
-		if got := withKey(t, "GET", gw.URL+"/api/v1/memory", marker, ""); got != 200 {
+		if got := statusWithKey(t, "GET", gw.URL+"/api/v1/memory", marker, ""); got != 200 {
 			t.Fatalf("marker request: %d", got)
 		}
 		markers++
@@ -100,14 +100,13 @@ func TestConsoleUsageWrittenOnReloadAndShutdown(t *testing.T) {
 	makeRequests := func(secret string) {
 		t.Helper()
 		for i := range n {
-			if got := withKey(t, "POST", gw.URL+"/api/v1/memory", secret, fmt.Sprintf(`{"text":"note %d"}`, i)); got != 201 {
+			if got := statusWithKey(t, "POST", gw.URL+"/api/v1/memory", secret, fmt.Sprintf(`{"text":"note %d"}`, i)); got != 201 {
 				t.Fatalf("request %d: %d", i, got)
 			}
 		}
 	}
-	usageTotal := func(keyID string) any {
-		r := ada.must(200, "GET", console+"/console/api/usage?days=1&keyId="+keyID, "")
-		return r.body["summary"].(map[string]any)["total"]
+	usageTotal := func(keyID string) int64 {
+		return ada.must(200, "GET", console+"/console/api/usage?days=1&keyId="+keyID, "").usage().Summary.Total
 	}
 
 	t.Run("a reload writes the pending counts", func(t *testing.T) {
@@ -129,10 +128,10 @@ func TestConsoleUsageWrittenOnReloadAndShutdown(t *testing.T) {
 		if got := storedRequests(t, db, id); got != n {
 			t.Fatalf("%d requests written once the reload returned, want %d", got, n)
 		}
-		if got := usageTotal(id); got != float64(n) {
+		if got := usageTotal(id); got != int64(n) {
 			t.Fatalf("the usage API shows %v requests, want %d", got, n)
 		}
-		if got := withKey(t, "GET", gw.URL+"/api/v1/memory", secret, ""); got != 200 {
+		if got := statusWithKey(t, "GET", gw.URL+"/api/v1/memory", secret, ""); got != 200 {
 			t.Fatalf("the gateway after the reload: %d", got)
 		}
 	})
@@ -151,7 +150,7 @@ func TestConsoleUsageWrittenOnReloadAndShutdown(t *testing.T) {
 		if got := storedRequests(t, db, id); got != n {
 			t.Fatalf("%d requests written once the gateway stopped, want %d", got, n)
 		}
-		if got := usageTotal(id); got != float64(n) {
+		if got := usageTotal(id); got != int64(n) {
 			t.Fatalf("the usage API shows %v requests, want %d", got, n)
 		}
 	})
@@ -188,11 +187,11 @@ func TestConsoleUsageCountsRateLimited(t *testing.T) {
 		t.Fatalf("statuses %v, want 3×200 and 2×429", statuses)
 	}
 	waitFor(t, "the rate-limited requests in usage", func() bool {
-		s := ada.must(200, "GET", console+"/console/api/usage?days=1&keyId="+id, "").body["summary"].(map[string]any)
-		return s["total"] == float64(5) && s["rate_limited"] == float64(2) && s["success"] == float64(3) && s["error"] == float64(0)
+		s := ada.must(200, "GET", console+"/console/api/usage?days=1&keyId="+id, "").usage().Summary
+		return s.Total == 5 && s.RateLimited == 2 && s.Success == 3 && s.Error == 0
 	})
-	series := ada.must(200, "GET", console+"/console/api/usage?days=1&keyId="+id, "").body["series"].(map[string]any)
-	if got := series["rate_limited"].([]any); len(got) != 1 || got[0] != float64(2) {
+	series := ada.must(200, "GET", console+"/console/api/usage?days=1&keyId="+id, "").usage().Series
+	if got := series["rate_limited"]; len(got) != 1 || got[0] != 2 {
 		t.Fatalf("today's rate_limited series %v, want [2]", got)
 	}
 }
