@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Installs the servers the tests start privately (redis-server, redis-cli,
-# PostgreSQL's initdb/pg_ctl) and the headless browser of the console tests
-# (chromium) when they are missing. Debian/Ubuntu, as root.
+# PostgreSQL's initdb/pg_ctl), the headless browser of the console tests
+# (chromium) and a C compiler for the test clock shim (gcc) when they are
+# missing. Debian/Ubuntu, as root.
 set -euo pipefail
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+# The quota boundary test builds a small LD_PRELOAD library that moves the
+# private redis-server's clock (internal/testenv/clockshim).
+command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+[ -e /usr/include/stdlib.h ] || missing+=(libc6-dev)
 # The console's browser tests drive a real headless Chromium.
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if ! command -v initdb >/dev/null 2>&1 && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then

@@ -18,6 +18,7 @@ type Redis struct {
 	dir     string
 	bin     string
 	cluster bool
+	env     map[string]string // added to the server's environment
 	proc    *Process
 }
 
@@ -47,7 +48,7 @@ func (r *Redis) Start() {
 			"--cluster-config-file", filepath.Join(r.dir, "nodes.conf"),
 			"--cluster-node-timeout", "2000")
 	}
-	r.proc = StartProcess(r.t, "redis-server:"+strconv.Itoa(r.Port), r.bin, args, nil)
+	r.proc = StartProcess(r.t, "redis-server:"+strconv.Itoa(r.Port), r.bin, args, r.env)
 	WaitForPort(r.t, r.Addr(), 10*time.Second)
 }
 

@@ -166,6 +166,11 @@ func (e *entry) apply(c *call, r leaseResult, now time.Time) {
 		if q := c.quota; q != nil {
 			q.mu.Lock()
 			if q.mark == a.qmark {
+				// The period ends where Redis's clock says: its end on this
+				// gateway's clock is re-derived from each answer, so a
+				// gateway whose clock is off (or whose skew was not known
+				// when the period began) tells clients when it really resets.
+				q.endLocal = now.Add(microsDuration(q.end - (r.now + a.qoff)))
 				q.answered, q.used = true, r.qused
 				q.localAcked = max(q.localAcked, a.qdebt)
 				if qleft < a.cost {

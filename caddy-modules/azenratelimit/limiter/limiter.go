@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -135,6 +136,7 @@ type Limiter struct {
 
 	activeMu sync.Mutex
 	active   map[*entry]struct{}
+	stalls   stallWatch // ticked by maintain
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -528,6 +530,7 @@ func (l *Limiter) run(e *entry, c *call) {
 	}
 	ctx, cancel := context.WithTimeout(l.ctx, timeout)
 	start := l.clock.now()
+	started := time.Now() // for l.stalls, on the machine's clock
 	res, err := l.store.lease(ctx, e.bucket, c.args)
 	if err == nil && res.wrongPeriod {
 		// The quota's period is Redis's: ask again for the one it holds.
@@ -554,6 +557,11 @@ func (l *Limiter) run(e *entry, c *call) {
 		recovered = l.breaker.Success()
 	case l.ctx.Err() != nil:
 		err = errClosed
+	case isTimeout(err) && l.ownTimeout(started, timeout):
+		// Timed out while this gateway was not running (stopped or
+		// starved of CPU), not by Redis: nothing learnt about Redis. (A
+		// probe of a half-open breaker lets the next request probe.)
+		l.breaker.Abandon()
 	case !errors.Is(err, errStaleCall):
 		opened = l.breaker.Failure(start)
 	}
@@ -581,6 +589,23 @@ func (l *Limiter) run(e *entry, c *call) {
 			ev.Recovered()
 		}
 	}
+}
+
+// ownTimeout reports whether a call started at started (on the machine's
+// clock) that failed for its deadline was timed out by this gateway not
+// running, rather than by Redis: the process stalled meanwhile, or it
+// noticed the deadline much later than it passed (its goroutines were
+// not scheduled).
+func (l *Limiter) ownTimeout(started time.Time, timeout time.Duration) bool {
+	now := time.Now()
+	late := max(timeout/4, minStall)
+	return now.Sub(started) > timeout+late || l.stalls.during(started, now, late)
+}
+
+// isTimeout reports whether a call failed for its deadline (the
+// context's, or the socket's that go-redis derives from it).
+func isTimeout(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 func (l *Limiter) eventSink() Events {
@@ -636,6 +661,7 @@ func (l *Limiter) maintain() {
 			return
 		case <-tick.C:
 		}
+		l.stalls.tick(time.Now())
 		list = list[:0]
 		l.activeMu.Lock()
 		for e := range l.active {
