@@ -85,7 +85,7 @@ func scriptNow(t *testing.T, c redis.UniversalClient) int64 {
 // rewritten before its expiry, an expired one is counted as taken.
 func TestRateLimitLeaseReturnedToOtherGateways(t *testing.T) {
 	rs := testenv.StartRedis(t)
-	env := map[string]string{"AZEN_REDIS_URL": rs.URL(), "UP": rlUpstream(t)}
+	env := map[string]string{"AZEN_REDIS_URL": rs.URL(), "UP": startUpstream(t).Addr}
 	// timeout 2s: on a busy machine a call over the default 50 ms would be
 	// given up while Redis granted it, and its tokens would expire unused;
 	// this test is about returns, not about slow calls.
@@ -178,7 +178,7 @@ func TestRateLimitLeaseReturnedToOtherGateways(t *testing.T) {
 // and the pockets the lost bucket granted are not spent again.
 func TestRateLimitLeasesAcrossRedisRestartThreeGateways(t *testing.T) {
 	rs := testenv.StartRedis(t)
-	env := map[string]string{"AZEN_REDIS_URL": rs.URL(), "UP": rlUpstream(t)}
+	env := map[string]string{"AZEN_REDIS_URL": rs.URL(), "UP": startUpstream(t).Addr}
 	gws := startGateways(t, 3, rlCaddyfile(costlyBlock("rate 1/h\nburst 400")), env)
 	key := uniqueKey(t)
 	before := runLoad(t, gws, key, 12, 600, nil, nil)

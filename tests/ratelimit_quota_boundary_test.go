@@ -9,7 +9,6 @@ package tests
 
 import (
 	"context"
-	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
@@ -28,11 +27,11 @@ import (
 var quotaItem = regexp.MustCompile(`"quota";r=(\d+);t=(\d+)$`)
 
 // quotaLeft reads r and t of the quota's RateLimit item.
-func quotaLeft(t *testing.T, resp *http.Response) (left, reset int64) {
+func quotaLeft(t *testing.T, r reply) (left, reset int64) {
 	t.Helper()
-	m := quotaItem.FindStringSubmatch(resp.Header.Get("RateLimit"))
+	m := quotaItem.FindStringSubmatch(r.header.Get("RateLimit"))
 	if m == nil {
-		t.Fatalf("RateLimit %q has no quota item", resp.Header.Get("RateLimit"))
+		t.Fatalf("RateLimit %q has no quota item", r.header.Get("RateLimit"))
 	}
 	left, _ = strconv.ParseInt(m[1], 10, 64)
 	reset, _ = strconv.ParseInt(m[2], 10, 64)
@@ -89,7 +88,7 @@ func TestRateLimitQuotaResetAtPeriodBoundary(t *testing.T) {
 	clock := testenv.NewFakeClock(t)
 	rd := testenv.StartRedisWithClock(t, clock)
 	secret := testenv.GatewaySecret()
-	up := startAuthUpstream(t, secret)
+	up := startUpstream(t, verifying(secret))
 	env := map[string]string{
 		"AZEN_DATABASE_URL":   pg.CreateDatabase(t),
 		"AZEN_REDIS_URL":      rd.URL(),
@@ -98,7 +97,7 @@ func TestRateLimitQuotaResetAtPeriodBoundary(t *testing.T) {
 	}
 	gws := startGateways(t, 2, quotaCaddyfile, env)
 	for _, gw := range gws {
-		authStatus(authCall(t, gw.URL, nil))
+		authCall(t, gw.URL, nil)
 	}
 	waitForKeySubscribers(t, 2, rd.URL())
 	c := redisClient(t, rd.URL())
@@ -124,8 +123,8 @@ func TestRateLimitQuotaResetAtPeriodBoundary(t *testing.T) {
 	spend := func(t *testing.T, k testenv.CreatedKey, n int) {
 		t.Helper()
 		for i := 0; i < n; i++ {
-			if resp, body := qCall(t, gws[i%2].URL, "/api/v1/memory", k.Key); resp.StatusCode != 200 {
-				t.Fatalf("request %d of %d: %d %s", i+1, n, resp.StatusCode, body)
+			if r := qCall(t, gws[i%2].URL, "/api/v1/memory", k.Key); r.status != 200 {
+				t.Fatalf("request %d of %d: %s", i+1, n, r)
 			}
 		}
 	}
@@ -134,16 +133,16 @@ func TestRateLimitQuotaResetAtPeriodBoundary(t *testing.T) {
 	refused := func(t *testing.T, k testenv.CreatedKey, prefix string, end time.Time) {
 		t.Helper()
 		for i, gw := range gws {
-			resp, body := qCall(t, gw.URL, "/api/v1/memory", k.Key)
-			if resp.StatusCode != 429 || !quotaMessage.MatchString(qMessage(t, body)) || !strings.HasPrefix(qMessage(t, body), prefix) {
-				t.Fatalf("gateway %d: %d %s, want 429 %q", i+1, resp.StatusCode, body, prefix+" Resets in …")
+			r := qCall(t, gw.URL, "/api/v1/memory", k.Key)
+			if msg := r.apiError().Message; r.status != 429 || !quotaMessage.MatchString(msg) || !strings.HasPrefix(msg, prefix) {
+				t.Fatalf("gateway %d: %s, want 429 %q", i+1, r, prefix+" Resets in …")
 			}
 			until := end.Sub(redisNow(t, c))
-			ra, err := strconv.ParseInt(resp.Header.Get("Retry-After"), 10, 64)
+			ra, err := strconv.ParseInt(r.header.Get("Retry-After"), 10, 64)
 			if err != nil || ra < int64(until/time.Second)-2 || ra > int64(until/time.Second)+2 {
-				t.Errorf("gateway %d: Retry-After %q, want the %s to %s on Redis's clock", i+1, resp.Header.Get("Retry-After"), until.Round(time.Second), end)
+				t.Errorf("gateway %d: Retry-After %q, want the %s to %s on Redis's clock", i+1, r.header.Get("Retry-After"), until.Round(time.Second), end)
 			}
-			if left, _ := quotaLeft(t, resp); left != 0 {
+			if left, _ := quotaLeft(t, r); left != 0 {
 				t.Errorf("gateway %d: %d of the quota left on a refusal", i+1, left)
 			}
 		}
@@ -157,14 +156,14 @@ func TestRateLimitQuotaResetAtPeriodBoundary(t *testing.T) {
 		_, end := q.Window(start)
 		w := int64(end.Sub(start) / time.Second)
 		for i, gw := range gws {
-			resp, body := qCall(t, gw.URL, "/api/v1/memory", k.Key)
-			if resp.StatusCode != 200 {
-				t.Fatalf("gateway %d after the boundary: %d %s, want the quota reset", i+1, resp.StatusCode, body)
+			r := qCall(t, gw.URL, "/api/v1/memory", k.Key)
+			if r.status != 200 {
+				t.Fatalf("gateway %d after the boundary: %s, want the quota reset", i+1, r)
 			}
-			if p := resp.Header.Get("RateLimit-Policy"); !strings.HasSuffix(p, `, "quota";q=`+strconv.FormatInt(q.Limit, 10)+`;w=`+strconv.FormatInt(w, 10)) {
+			if p := r.header.Get("RateLimit-Policy"); !strings.HasSuffix(p, `, "quota";q=`+strconv.FormatInt(q.Limit, 10)+`;w=`+strconv.FormatInt(w, 10)) {
 				t.Errorf("gateway %d: RateLimit-Policy %q, want the new period of %d s", i+1, p, w)
 			}
-			left, reset := quotaLeft(t, resp)
+			left, reset := quotaLeft(t, r)
 			since := int64(redisNow(t, c).Sub(start)/time.Second) + 1
 			if left != want[i] || reset > w || reset < w-since-2 {
 				t.Errorf("gateway %d: quota r=%d t=%d, want r=%d and t=%d less the %d s since the period began", i+1, left, reset, want[i], w, since)

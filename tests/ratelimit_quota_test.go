@@ -6,9 +6,9 @@ package tests
 // across the gateways under concurrency, with cost, refused with the
 // contract's message and the second draft-10 policy, changed by `keys
 // update` within a second, and kept through a Redis outage and restart.
-// (The reset at a UTC period boundary is crossed for real, on Redis's
-// clock, by TestLimiterQuotaPeriodBoundaryOnRedis in the limiter package:
-// a gateway cannot be told the time.)
+// (The reset at a UTC day and month boundary is crossed through two
+// gateways, on a private Redis whose clock is moved, by
+// TestRateLimitQuotaResetAtPeriodBoundary.)
 
 import (
 	"context"
