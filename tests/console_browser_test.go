@@ -155,7 +155,10 @@ func TestConsoleInABrowser(t *testing.T) {
 	if s := text("#memory-list"); !strings.Contains(s, "Ada likes green tea") {
 		t.Fatalf("memory list: %q", s)
 	}
+	// The list of the first page is visible already: wait for the search's
+	// own answer before clicking, or the click may hit a replaced node.
 	run("search", chromedp.SendKeys("#memory-query", "tea", chromedp.ByID), chromedp.Click(`#memory-search button[type=submit]`, chromedp.ByQuery),
+		chromedp.Poll(`document.querySelector("#memory-status").textContent.endsWith("matching memories.")`, nil, chromedp.WithPollingTimeout(5*time.Second)),
 		chromedp.WaitVisible("#memory-list li", chromedp.ByQuery),
 		chromedp.Click("#memory-list li button", chromedp.ByQuery), chromedp.WaitVisible("#memory-view", chromedp.ByID))
 	if s := text("#memory-content"); s != "Ada likes green tea" {
