@@ -408,24 +408,31 @@ func BenchmarkWarmAuth(b *testing.B) {
 	}
 }
 
+// reloadOf provisions a handler with h1's settings in a new context and
+// registry while h1 still runs, as a Caddy reload does, and checks that it
+// kept h1's runtime (cache, store, meter). It is cleaned up with the test.
+func reloadOf(t *testing.T, h1 *Handler) (*Handler, caddy.Context) {
+	t.Helper()
+	h2 := &Handler{Database: h1.Database, Secret: testSecret, FailedAttempts: h1.FailedAttempts}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	if err := h2.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h2.Cleanup() })
+	if h2.rt != h1.rt {
+		t.Fatal("the reload did not keep the runtime (cache, store)")
+	}
+	return h2, ctx
+}
+
 func TestCountersSurviveAReloadWithTheSameSettings(t *testing.T) {
 	h1, st := newTestHandler(t, nil)
 	_, plain := mustCreate(t, st, apikey.NewKey{OrganizationID: "0b0e7a4c-1111-4a4a-8a8a-000000000001", UserID: "u"})
 	if s := serve(h1, "203.0.113.1", keyHeader(plain)); s.status != 0 {
 		t.Fatal(s.err)
 	}
-	// The new config (a new context and registry) starts before the old
-	// one is cleaned up, as in a Caddy reload.
-	h2 := &Handler{Database: h1.Database, Secret: testSecret, FailedAttempts: h1.FailedAttempts}
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	defer cancel()
-	if err := h2.Provision(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer h2.Cleanup()
-	if h2.rt != h1.rt {
-		t.Fatal("the reload did not keep the runtime (cache, store)")
-	}
+	h2, ctx := reloadOf(t, h1)
 	if s := serve(h2, "203.0.113.1", keyHeader(plain)); s.status != 0 {
 		t.Fatal(s.err)
 	}
@@ -456,16 +463,7 @@ func TestAReloadWritesTheUsageCounts(t *testing.T) {
 			t.Fatal(s.err)
 		}
 	}
-	h2 := &Handler{Database: h1.Database, Secret: testSecret, FailedAttempts: h1.FailedAttempts}
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	defer cancel()
-	if err := h2.Provision(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer h2.Cleanup()
-	if h2.rt != h1.rt {
-		t.Fatal("the reload did not keep the runtime")
-	}
+	reloadOf(t, h1) // the new config, keeping the runtime
 	var before, after int64
 	count := `SELECT COALESCE(SUM(requests), 0) FROM usage_daily`
 	if err := st.db.Get(&before, count); err != nil {
