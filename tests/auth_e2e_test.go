@@ -23,14 +23,7 @@ import (
 func TestAuthEndToEnd(t *testing.T) {
 	pg := testenv.StartPostgres(t)
 	rd := testenv.StartRedis(t)
-	secret := testenv.GatewaySecret()
-	up := startUpstream(t, verifying(secret))
-	base := map[string]string{
-		"AZEN_DATABASE_URL":   pg.CreateDatabase(t),
-		"AZEN_REDIS_URL":      rd.URL(),
-		"AZEN_GATEWAY_SECRET": secret,
-		"UP":                  up.Addr,
-	}
+	up, base := signedStack(t, pg, rd)
 	cli := map[string]string{"AZEN_DATABASE_URL": base["AZEN_DATABASE_URL"], "AZEN_REDIS_URL": rd.URL()}
 	gw1 := testenv.StartGateway(t, authCaddyfile, authEnv(base))
 	gw2 := testenv.StartGateway(t, authCaddyfile, authEnv(base))

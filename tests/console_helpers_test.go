@@ -64,16 +64,19 @@ func startConsoleSystem(t *testing.T, n int, dbURL, redisURL string) *consoleSys
 		s.gws = append(s.gws, testenv.StartGateway(t, caddyfile, gwEnv))
 	}
 	for _, g := range s.gws {
-		waitFor(t, "the gateway to reach a healthy backend", func() bool {
-			resp, err := http.Get(g.URL + "/console/sign-in")
-			if err != nil {
-				return false
-			}
-			resp.Body.Close()
-			return resp.StatusCode == 200
-		})
+		waitConsoleReachable(t, g)
 	}
 	return s
+}
+
+// waitConsoleReachable waits until g serves the console's sign-in page,
+// that is, until its health checks found a backend.
+func waitConsoleReachable(t *testing.T, g *testenv.Gateway) {
+	t.Helper()
+	waitFor(t, "the gateway to reach a healthy backend", func() bool {
+		r, err := tryCall("GET", g.URL+"/console/sign-in")
+		return err == nil && r.status == 200
+	})
 }
 
 // person is a browser-like client: a cookie jar (shared by every gateway

@@ -2,7 +2,6 @@ package tests
 
 import (
 	"fmt"
-	"net/http"
 	"strings"
 	"syscall"
 	"testing"
@@ -27,14 +26,7 @@ func startGatewayFor(t *testing.T, sys *consoleSystem, caddyfile string) *testen
 		}
 	}
 	g := testenv.StartGateway(t, caddyfile, env)
-	waitFor(t, "the gateway to reach a healthy backend", func() bool {
-		resp, err := http.Get(g.URL + "/console/sign-in")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	waitConsoleReachable(t, g)
 	return g
 }
 

@@ -52,3 +52,20 @@ func mustDial(t *testing.T, addr string) net.Conn {
 	}
 	return c
 }
+
+// signedStack is what the tests of azen_auth on real stores share: a fresh
+// database on pg, Redis rd, a gateway secret and an upstream that verifies
+// the gateway's signature. env is the gateways' environment (the secret is
+// AZEN_GATEWAY_SECRET, the upstream's address UP).
+func signedStack(t *testing.T, pg *testenv.Postgres, rd *testenv.Redis) (up *upstream, env map[string]string) {
+	t.Helper()
+	secret := testenv.GatewaySecret()
+	up = startUpstream(t, verifying(secret))
+	env = map[string]string{
+		"AZEN_DATABASE_URL":   pg.CreateDatabase(t),
+		"AZEN_REDIS_URL":      rd.URL(),
+		"AZEN_GATEWAY_SECRET": secret,
+		"UP":                  up.Addr,
+	}
+	return up, env
+}

@@ -211,14 +211,7 @@ func lcPolicy(prefix string) func(reply) bool {
 func TestKeyLifecycleAcrossGateways(t *testing.T) {
 	pg := testenv.StartPostgres(t)
 	rd := testenv.StartRedis(t)
-	secret := testenv.GatewaySecret()
-	up := startUpstream(t, verifying(secret))
-	env := map[string]string{
-		"AZEN_DATABASE_URL":   pg.CreateDatabase(t),
-		"AZEN_REDIS_URL":      rd.URL(),
-		"AZEN_GATEWAY_SECRET": secret,
-		"UP":                  up.Addr,
-	}
+	up, env := signedStack(t, pg, rd)
 	gws := []*testenv.Gateway{testenv.StartGateway(t, lifecycleCaddyfile, env), testenv.StartGateway(t, lifecycleCaddyfile, env)}
 	for _, gw := range gws { // the subscription starts with the first request
 		authCall(t, gw.URL, nil)

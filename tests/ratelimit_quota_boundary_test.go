@@ -87,14 +87,7 @@ func TestRateLimitQuotaResetAtPeriodBoundary(t *testing.T) {
 	pg := testenv.StartPostgres(t)
 	clock := testenv.NewFakeClock(t)
 	rd := testenv.StartRedisWithClock(t, clock)
-	secret := testenv.GatewaySecret()
-	up := startUpstream(t, verifying(secret))
-	env := map[string]string{
-		"AZEN_DATABASE_URL":   pg.CreateDatabase(t),
-		"AZEN_REDIS_URL":      rd.URL(),
-		"AZEN_GATEWAY_SECRET": secret,
-		"UP":                  up.Addr,
-	}
+	_, env := signedStack(t, pg, rd)
 	gws := startGateways(t, 2, quotaCaddyfile, env)
 	for _, gw := range gws {
 		authCall(t, gw.URL, nil)

@@ -84,14 +84,7 @@ func qUsed(t *testing.T, redisURL, keyID string, q apikey.Quota) int64 {
 func TestRateLimitQuota(t *testing.T) {
 	pg := testenv.StartPostgres(t)
 	rd := testenv.StartRedis(t)
-	secret := testenv.GatewaySecret()
-	up := startUpstream(t, verifying(secret))
-	env := map[string]string{
-		"AZEN_DATABASE_URL":   pg.CreateDatabase(t),
-		"AZEN_REDIS_URL":      rd.URL(),
-		"AZEN_GATEWAY_SECRET": secret,
-		"UP":                  up.Addr,
-	}
+	_, env := signedStack(t, pg, rd)
 	gws := startGateways(t, 3, quotaCaddyfile, env)
 	for _, gw := range gws { // the key-change subscription starts with the first request
 		authCall(t, gw.URL, nil)
