@@ -1,7 +1,6 @@
 package limiter
 
 import (
-	"hash/maphash"
 	"math"
 	"sync"
 	"time"
@@ -261,70 +260,30 @@ func signal(w *waiter) {
 	}
 }
 
-// entries is the table of entries, sharded, swept as it grows.
-type entries struct {
-	seed   maphash.Seed
-	shards [localShards]entryShard
-}
-
-type entryShard struct {
-	mu        sync.Mutex
-	m         map[string]*entry
-	sweepSize int
-}
+// entries is the table of lease entries, one per bucket.
+type entries struct{ table[string, entry] }
 
 // entryIdle is how long an entry with nothing to look after is kept once
 // its bucket may still be partly empty.
 const entryIdle = 10 * time.Minute
 
-func (t *entries) init() {
-	t.seed = maphash.MakeSeed()
-	for i := range t.shards {
-		t.shards[i].m = map[string]*entry{}
-		t.shards[i].sweepSize = 1024
-	}
-}
+func (t *entries) init() { t.table.init(forgetEntry) }
 
 func (t *entries) get(bucket string, p Policy, now time.Time) *entry {
-	s := &t.shards[maphash.String(t.seed, bucket)%localShards]
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if e := s.m[bucket]; e != nil {
-		return e
-	}
-	if len(s.m) >= s.sweepSize {
-		s.sweep(now)
-	}
-	e := &entry{bucket: bucket, emission: p.emissionMicros(), burst: int64(p.Burst)}
-	s.m[bucket] = e
-	return e
+	return t.table.get(bucket, bucket, now, func() *entry {
+		return &entry{bucket: bucket, emission: p.emissionMicros(), burst: int64(p.Burst)}
+	})
 }
 
-// sweep forgets entries with nothing in hand whose bucket is full again
-// (or that were not used for entryIdle): they would start the same.
-func (s *entryShard) sweep(now time.Time) {
-	for k, e := range s.m {
-		e.mu.Lock()
-		// A local share in use (Redis down) must not start full again.
-		idle := e.call == nil && len(e.pending) == 0 && e.pocket == 0 && e.debt == 0 && !e.tracked &&
-			(now.Sub(e.lastUse) > entryIdle || (!e.tat.After(now) && !e.share.exists))
-		if idle {
-			e.dead = true
-			delete(s.m, k)
-		}
-		e.mu.Unlock()
-	}
-	s.sweepSize = max(1024, 2*len(s.m))
-}
-
-// Len is the number of entries held (for tests).
-func (t *entries) Len() int {
-	n := 0
-	for i := range t.shards {
-		s := &t.shards[i]
-		s.mu.Lock()
-		n += len(s.m)
-		s.mu.Unlock()
-	}
-	return n
+// forgetEntry lets an entry go when it has nothing in hand and its bucket
+// is full again (or it was not used for entryIdle): it would start the
+// same.
+func forgetEntry(e *entry, now time.Time) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	// A local share in use (Redis down) must not start full again.
+	idle := e.call == nil && len(e.pending) == 0 && e.pocket == 0 && e.debt == 0 && !e.tracked &&
+		(now.Sub(e.lastUse) > entryIdle || (!e.tat.After(now) && !e.share.exists))
+	e.dead = e.dead || idle
+	return idle
 }

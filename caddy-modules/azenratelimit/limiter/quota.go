@@ -1,7 +1,6 @@
 package limiter
 
 import (
-	"hash/maphash"
 	"strings"
 	"sync"
 	"time"
@@ -165,28 +164,21 @@ type quotaID struct {
 	period string
 }
 
-// quotaTable is the table of quota entries, sharded, swept as it grows.
-type quotaTable struct {
-	seed   maphash.Seed
-	shards [localShards]quotaShard
-	// shared: the counts live in a store, so an entry is only a cache and
-	// may be forgotten when idle; without one, only once its period ended.
-	shared bool
-}
+// quotaTable is the table of quota entries, one per owner and quota.
+type quotaTable struct{ table[quotaID, quotaEntry] }
 
-type quotaShard struct {
-	mu        sync.Mutex
-	m         map[quotaID]*quotaEntry
-	sweepSize int
-}
-
+// init: shared means the counts live in a store, so an entry is only a
+// cache and may be forgotten when idle; without one, only once its period
+// ended.
 func (t *quotaTable) init(shared bool) {
-	t.seed = maphash.MakeSeed()
-	t.shared = shared
-	for i := range t.shards {
-		t.shards[i].m = map[quotaID]*quotaEntry{}
-		t.shards[i].sweepSize = 1024
-	}
+	t.table.init(func(e *quotaEntry, now time.Time) bool {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		// Nothing owed, and the entry no longer counts.
+		idle := e.owed() == 0 && (!now.Before(e.endLocal) || (shared && now.Sub(e.lastUse) > entryIdle))
+		e.dead = e.dead || idle
+		return idle
+	})
 }
 
 // lock returns the entry of owner's quota q, locked.
@@ -203,47 +195,7 @@ func (t *quotaTable) lock(owner string, q apikey.Quota, now time.Time) *quotaEnt
 
 func (t *quotaTable) get(owner string, q apikey.Quota, now time.Time) *quotaEntry {
 	id := quotaID{owner: owner, limit: q.Limit, period: q.Period}
-	s := &t.shards[maphash.String(t.seed, owner)%localShards]
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if e := s.m[id]; e != nil {
-		return e
-	}
-	if len(s.m) >= s.sweepSize {
-		s.sweep(now, t.shared)
-	}
-	e := &quotaEntry{owner: owner, quota: q}
-	s.m[id] = e
-	return e
-}
-
-// sweep forgets entries that owe nothing and that no longer count: their
-// period is over, or (counts kept in the store) they were not used for
-// entryIdle.
-func (s *quotaShard) sweep(now time.Time, shared bool) {
-	for id, e := range s.m {
-		e.mu.Lock()
-		idle := e.owed() == 0 &&
-			(!now.Before(e.endLocal) || (shared && now.Sub(e.lastUse) > entryIdle))
-		if idle {
-			e.dead = true
-			delete(s.m, id)
-		}
-		e.mu.Unlock()
-	}
-	s.sweepSize = max(1024, 2*len(s.m))
-}
-
-// Len is the number of quota entries held (for tests).
-func (t *quotaTable) Len() int {
-	n := 0
-	for i := range t.shards {
-		s := &t.shards[i]
-		s.mu.Lock()
-		n += len(s.m)
-		s.mu.Unlock()
-	}
-	return n
+	return t.table.get(id, owner, now, func() *quotaEntry { return &quotaEntry{owner: owner, quota: q} })
 }
 
 // leaseMicros is t in the store's unit: µs since leaseEpoch.
