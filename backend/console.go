@@ -9,15 +9,12 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/azen-sh/gateway/internal/account"
-	"github.com/azen-sh/gateway/internal/apikey"
 	"github.com/azen-sh/gateway/internal/console"
 	"github.com/azen-sh/gateway/internal/console/api"
 	"github.com/azen-sh/gateway/internal/console/ui"
 	"github.com/azen-sh/gateway/internal/contract"
 	"github.com/azen-sh/gateway/internal/redisconn"
 	"github.com/azen-sh/gateway/internal/sqldb"
-	usagedb "github.com/azen-sh/gateway/internal/usage"
 )
 
 // consoleConfig is what the console adds to the backend's environment.
@@ -48,11 +45,9 @@ type consoleHandlers struct {
 // migrations the gateway applies, under the same lock) and builds the
 // console on db.
 func openConsole(ctx context.Context, db *sqldb.DB, cfg consoleConfig, signer *contract.Signer, logger *slog.Logger) (*consoleHandlers, error) {
-	keys, accounts, use := apikey.NewStore(db), account.NewStore(db), usagedb.NewStore(db)
-	for _, m := range []interface{ Migrate(context.Context) error }{keys, accounts, use} {
-		if err := m.Migrate(ctx); err != nil {
-			return nil, fmt.Errorf("AZEN_DATABASE_URL: console tables: %v", err)
-		}
+	stores, err := console.StoresOn(ctx, db)
+	if err != nil {
+		return nil, fmt.Errorf("AZEN_DATABASE_URL: console tables: %v", err)
 	}
 	c := &consoleHandlers{}
 	if cfg.RedisURL != "" {
@@ -64,7 +59,8 @@ func openConsole(ctx context.Context, db *sqldb.DB, cfg consoleConfig, signer *c
 	} else {
 		logger.Warn("AZEN_REDIS_URL is not set: console changes reach the gateways within their cache_ttl, and quota use is not shown")
 	}
-	svc := console.New(console.Config{Keys: keys, Accounts: accounts, Usage: use, Redis: c.redis, Logger: logger})
+	stores.Redis, stores.Logger = c.redis, logger
+	svc := console.New(stores)
 	pages, err := ui.New(svc, signer, logger)
 	if err != nil {
 		return nil, fmt.Errorf("console templates: %w", err)

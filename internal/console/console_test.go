@@ -36,17 +36,15 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	keys, accounts, use := apikey.NewStore(db), account.NewStore(db), usage.NewStore(db)
-	accounts.PasswordCost = bcrypt.MinCost
-	for _, m := range []interface{ Migrate(context.Context) error }{keys, accounts, use} {
-		if err := m.Migrate(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+	stores, err := StoresOn(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
 	}
+	stores.Accounts.PasswordCost = bcrypt.MinCost
 	rd := testenv.StartRedis(t)
-	client := redis.NewClient(&redis.Options{Addr: rd.Addr()})
-	t.Cleanup(func() { client.Close() })
-	return &fixture{svc: New(Config{Keys: keys, Accounts: accounts, Usage: use, Redis: client}), accounts: accounts, usage: use, redis: client}
+	stores.Redis = redis.NewClient(&redis.Options{Addr: rd.Addr()})
+	t.Cleanup(func() { stores.Redis.Close() })
+	return &fixture{svc: New(stores), accounts: stores.Accounts, usage: stores.Usage, redis: stores.Redis}
 }
 
 // owner signs a person up with an organization and returns them as an actor.

@@ -11,6 +11,7 @@ import (
 	"github.com/azen-sh/gateway/internal/account"
 	"github.com/azen-sh/gateway/internal/apikey"
 	"github.com/azen-sh/gateway/internal/revocation"
+	"github.com/azen-sh/gateway/internal/sqldb"
 	"github.com/azen-sh/gateway/internal/usage"
 )
 
@@ -42,6 +43,19 @@ type Config struct {
 	Redis    redis.UniversalClient
 	Logger   *slog.Logger
 	Now      func() time.Time // default time.Now
+}
+
+// StoresOn is a Config with the console's stores on db (keys, people and
+// organizations, usage), their tables migrated: the same migrations the
+// gateway applies, under the same lock. The caller adds Redis and Logger.
+func StoresOn(ctx context.Context, db *sqldb.DB) (Config, error) {
+	c := Config{Keys: apikey.NewStore(db), Accounts: account.NewStore(db), Usage: usage.NewStore(db)}
+	for _, m := range []interface{ Migrate(context.Context) error }{c.Keys, c.Accounts, c.Usage} {
+		if err := m.Migrate(ctx); err != nil {
+			return Config{}, err
+		}
+	}
+	return c, nil
 }
 
 // New returns the service.

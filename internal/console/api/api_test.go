@@ -16,13 +16,11 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/azen-sh/gateway/internal/account"
-	"github.com/azen-sh/gateway/internal/apikey"
 	"github.com/azen-sh/gateway/internal/console"
 	"github.com/azen-sh/gateway/internal/console/api"
 	"github.com/azen-sh/gateway/internal/console/ui"
 	"github.com/azen-sh/gateway/internal/contract"
 	"github.com/azen-sh/gateway/internal/sqldb"
-	"github.com/azen-sh/gateway/internal/usage"
 )
 
 const secret = "console-api-test-secret-0123456789abcdef"
@@ -41,14 +39,13 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	keys, accounts, use := apikey.NewStore(db), account.NewStore(db), usage.NewStore(db)
-	accounts.PasswordCost = bcrypt.MinCost
-	for _, m := range []interface{ Migrate(context.Context) error }{keys, accounts, use} {
-		if err := m.Migrate(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+	stores, err := console.StoresOn(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
 	}
-	svc := console.New(console.Config{Keys: keys, Accounts: accounts, Usage: use})
+	stores.Accounts.PasswordCost = bcrypt.MinCost
+	accounts := stores.Accounts
+	svc := console.New(stores)
 	signer, _ := contract.NewSigner(secret)
 	logger := slog.New(slog.DiscardHandler)
 	pages, err := ui.New(svc, signer, logger)
