@@ -83,6 +83,7 @@ type Handler struct {
 	logger        *zap.Logger
 	keyWarnings   *zap.Logger // warnings about a key's stored settings, at most one line a minute each
 	warnQuotaKey  *sync.Once  // a quota this handler cannot count (its key)
+	overrides     *overrideCache
 }
 
 // CaddyModule returns the Caddy module information.
@@ -98,6 +99,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.keyWarnings = sampledWarnings(h.logger)
+	h.overrides = &overrideCache{}
 	h.warnQuotaKey = new(sync.Once)
 	if err := h.applyDefaults(); err != nil {
 		return err
@@ -325,12 +327,9 @@ func (h *Handler) resolveKey(repl *caddy.Replacer) string {
 // tier, else the default.
 func (h *Handler) policyFor(repl *caddy.Replacer) limiter.Policy {
 	if text, _ := repl.GetString("azen.rate_limit"); text != "" {
-		rp, err := ratespec.ParsePolicy(text)
+		p, err := h.overrides.policy(text)
 		if err == nil {
-			p := limiter.NewPolicy(overridePolicyName, rp)
-			if err = p.Check(); err == nil {
-				return p
-			}
+			return p
 		}
 		if ce := h.keyWarnings.Check(zapcore.WarnLevel, "ignoring a key's malformed rate_limit override"); ce != nil {
 			keyID, _ := repl.GetString("azen.key_id")

@@ -298,6 +298,12 @@ func BenchmarkServeHTTPRedisQuota(b *testing.B) {
 	benchServe(b, provisionBench(b, testenv.StartRedis(b).URL()), "azen.quota", "1000000000000/month")
 }
 
+// BenchmarkServeHTTPLocalOverride is BenchmarkServeHTTPLocal for a key with
+// its own rate limit ({azen.rate_limit}), read on every request.
+func BenchmarkServeHTTPLocalOverride(b *testing.B) {
+	benchServe(b, provisionBench(b, ""), "azen.rate_limit", "60000000/m burst 1000000")
+}
+
 // provisionBench provisions a handler with limits far above any benchmark's
 // load, on redisURL ("" for the in-process limiter), cleaned up with b.
 func provisionBench(b *testing.B, redisURL string) *Handler {
