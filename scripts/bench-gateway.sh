@@ -3,8 +3,12 @@
 # Caddy reverse_proxy.
 #
 # Starts, on this machine: redis-server, one upstream (a Caddy `respond`) and
-# four gateways to it, all with the same upstream transport settings:
+# five gateways to it, all with the same upstream transport settings:
 #   bare  reverse_proxy only
+#   floor bare plus the headers the contract makes every admitted request
+#         carry (eight to the upstream, six to the client) with fixed values,
+#         set by a handler that does nothing else (scripts/benchfloor): what
+#         the contract's headers cost before any of our code runs
 #   auth  request id + azen_auth (a real key on SQLite) + reverse_proxy
 #   full  auth + azen_ratelimit on Redis, limits far above the load
 #   near  the same with the key held at its limit (NEAR_RATE, NEAR_BURST):
@@ -15,6 +19,7 @@
 # light load (scripts/benchrate: a fixed LIGHT_RATE requests per second, an
 # open loop), and prints, not asserts:
 #   - throughput ratio X/bare per pair (medians), full/bare goal >= 0.90,
+#     and full/floor: what our code costs beyond the contract's headers,
 #   - p50/p99 latency and what X adds to bare at light load (goal: p99
 #     added <= 0.5 ms),
 #   - Redis script calls per admitted request for full and near, from INFO
@@ -79,7 +84,8 @@ wait_port() {
 }
 
 echo "building azen-gateway and benchrate ..." >&2
-(cd "$root" && go build -o "$work/azen-gateway" ./gateway && go build -o "$work/benchrate" ./scripts/benchrate)
+(cd "$root" && go build -o "$work/azen-gateway" ./gateway && go build -o "$work/benchrate" ./scripts/benchrate &&
+	go build -o "$work/benchfloor" ./scripts/benchfloor)
 gw="$work/azen-gateway"
 
 if [ -n "${BENCH_REDIS_URL:-}" ]; then
@@ -99,6 +105,7 @@ bare_port=$(free_port)
 full_port=$(free_port)
 auth_port=$(free_port)
 near_port=$(free_port)
+floor_port=$(free_port)
 
 # The same upstream transport for every gateway (the shipped Caddyfile's
 # keep-alive pool), so the comparison is about the handlers only.
@@ -123,6 +130,18 @@ cat >"$work/bare.Caddyfile" <<EOF
 }
 :$bare_port {
 	handle {
+		$proxy
+	}
+}
+EOF
+
+cat >"$work/floor.Caddyfile" <<EOF
+{
+	admin off
+}
+:$floor_port {
+	handle {
+		bench_contract_headers
 		$proxy
 	}
 }
@@ -171,9 +190,9 @@ export AZEN_DATABASE_URL="sqlite:$work/azen.db"
 export AZEN_REDIS_URL="$redis_url"
 export AZEN_GATEWAY_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 
-start() { # name config port
+start() { # name config port [binary]
 	HOME="$work" XDG_DATA_HOME="$work/data-$1" XDG_CONFIG_HOME="$work/config-$1" \
-		"$gw" run --config "$2" --adapter caddyfile >"$work/$1.log" 2>&1 &
+		"${4:-$gw}" run --config "$2" --adapter caddyfile >"$work/$1.log" 2>&1 &
 	pids+=($!)
 	wait_port "$3"
 }
@@ -182,6 +201,7 @@ start bare "$work/bare.Caddyfile" "$bare_port"
 start full "$work/full.Caddyfile" "$full_port"
 start auth "$work/auth.Caddyfile" "$auth_port"
 start near "$work/near.Caddyfile" "$near_port"
+start floor "$work/floor.Caddyfile" "$floor_port" "$work/benchfloor"
 
 key=$(HOME="$work" "$gw" keys create --org "$(python3 -c 'import uuid; print(uuid.uuid4())')" \
 	--user bench --name bench --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
@@ -190,6 +210,7 @@ bare_url="http://127.0.0.1:$bare_port/api/v1/memory"
 full_url="http://127.0.0.1:$full_port/api/v1/memory"
 auth_url="http://127.0.0.1:$auth_port/api/v1/memory"
 near_url="http://127.0.0.1:$near_port/api/v1/memory"
+floor_url="http://127.0.0.1:$floor_port/api/v1/memory"
 for u in "$full_url" "$near_url"; do
 	status=$(curl -s -o /dev/null -w '%{http_code}' -H "azen-api-key: $key" "$u")
 	[ "$status" = 200 ] || { echo "$u answered $status, not 200" >&2; cat "$work/full.log" >&2; exit 1; }
@@ -248,18 +269,21 @@ url_of() {
 	auth) echo "$auth_url" ;;
 	full) echo "$full_url" ;;
 	near) echo "$near_url" ;;
+	floor) echo "$floor_url" ;;
 	esac
 }
 
 echo "warming up ..." >&2
-for w in bare auth full near; do DURATION=$WARMUP run_wrk "$(url_of $w)" "$CONNS" >/dev/null; done
+for w in bare floor auth full near; do DURATION=$WARMUP run_wrk "$(url_of $w)" "$CONNS" >/dev/null; done
 
 # Each line of $work/runs: level round pair which rps p50 p99 requests non2xx script_calls load
 : >"$work/runs"
 pair=0
 for round in $(seq 1 "$ROUNDS"); do
 	for level in sat light; do
-		for x in auth full near; do
+		others="auth full near"
+		[ "$level" = sat ] && others="floor $others" # at light load the headers' latency is noise
+		for x in $others; do
 			pair=$((pair + 1))
 			load=$(wait_load)
 			order="bare $x"
@@ -288,8 +312,12 @@ summarise() { # level
 	calls_per() { awk -v l="$lv" -v x="$1" '$1 == l && $4 == x { c += $10; a += $8 - $9 } END { if (a > 0) printf "%.4f (%d calls, %d admitted)", c / a, c, a; else print "n/a" }' "$f"; }
 	admitted_share() { awk -v l="$lv" -v x="$1" '$1 == l && $4 == x { r += $8; n += $9 } END { if (r > 0) printf "%.1f %%", 100 * (r - n) / r }' "$f"; }
 	printf "  load averages before its pairs: %s\n" "$(loads)"
-	printf "  throughput req/s (medians): bare %s, auth %s, full %s, near %s\n" "$(col bare 5)" "$(col auth 5)" "$(col full 5)" "$(col near 5)"
-	printf "  ratio to bare (median of pairs): auth %s, full %s (goal >= 0.90), near %s\n" "$(ratio auth)" "$(ratio full)" "$(ratio near)"
+	printf "  throughput req/s (medians): bare %s, floor %s, auth %s, full %s, near %s\n" "$(col bare 5)" "$(col floor 5)" "$(col auth 5)" "$(col full 5)" "$(col near 5)"
+	printf "  ratio to bare (median of pairs): floor %s, auth %s, full %s (goal >= 0.90), near %s\n" "$(ratio floor)" "$(ratio auth)" "$(ratio full)" "$(ratio near)"
+	if [ "$lv" = sat ]; then
+		printf "  full/floor (the two medians' ratio: what our code costs beyond the contract's headers): %s\n" \
+			"$(awk -v f="$(ratio full)" -v c="$(ratio floor)" 'BEGIN { if (c > 0) printf "%.3f", f / c; else print "n/a" }')"
+	fi
 	printf "  p50 ms: bare %s, auth %s, full %s, near %s; added to bare: auth %s, full %s, near %s\n" \
 		"$(col bare 6)" "$(col auth 6)" "$(col full 6)" "$(col near 6)" "$(added auth 6)" "$(added full 6)" "$(added near 6)"
 	printf "  p99 ms: bare %s, auth %s, full %s, near %s; added to bare: auth %s, full %s, near %s\n" \
