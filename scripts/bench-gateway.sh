@@ -32,6 +32,10 @@
 # Tunables (environment): ROUNDS=3 DURATION=10s CONNS=64 THREADS=2 WARMUP=3s
 #   LIGHT_RATE=1000 LOAD_MAX=1.0 LOAD_WAIT=120 NEAR_RATE=30000/m NEAR_BURST=50
 #   UPSTREAM_IDLE=128 (keepalive_idle_conns_per_host, as the shipped Caddyfile)
+#   FLOOR=contract    the floor's headers: contract (the 8 + 6 above),
+#                     request (the 8 request headers only) or compact (what a
+#                     smaller contract would carry: one signed identity header
+#                     up, X-Request-Id and the two draft-10 fields back)
 #   BENCH_REDIS_URL=redis://host:port  use that Redis (e.g. on its own host)
 #                                      instead of starting one here (script
 #                                      calls are counted as INFO deltas).
@@ -48,6 +52,7 @@ LOAD_WAIT=${LOAD_WAIT:-120}
 NEAR_RATE=${NEAR_RATE:-30000/m}
 NEAR_BURST=${NEAR_BURST:-50}
 UPSTREAM_IDLE=${UPSTREAM_IDLE:-128}
+FLOOR=${FLOOR:-contract}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
@@ -141,7 +146,7 @@ cat >"$work/floor.Caddyfile" <<EOF
 }
 :$floor_port {
 	handle {
-		bench_contract_headers
+		bench_contract_headers $FLOOR
 		$proxy
 	}
 }
@@ -332,4 +337,4 @@ echo "saturation (wrk -c $CONNS):"
 summarise sat
 echo "light load ($LIGHT_RATE req/s):"
 summarise light
-echo "  near: $NEAR_RATE burst $NEAR_BURST; full: 6000000/m burst 100000"
+echo "  near: $NEAR_RATE burst $NEAR_BURST; full: 6000000/m burst 100000; floor: $FLOOR headers"

@@ -10,13 +10,21 @@
 // reverse_proxy with the contract's headers. What the full gateway costs
 // beyond that floor is the cost of our code; what the floor costs beyond bare
 // is the cost of the headers the contract asks for.
+//
+// An argument picks another set, to see which headers cost what
+// (FLOOR=request or FLOOR=compact for the script):
+//
+//	bench_contract_headers            the contract's 8 + 6 (the default)
+//	bench_contract_headers request    only the 8 request headers, and X-Request-Id back
+//	bench_contract_headers compact    what a smaller contract would carry: X-Request-Id and one
+//	                                  signed identity header up; X-Request-Id, RateLimit and
+//	                                  RateLimit-Policy back
 package main
 
 import (
 	"net/http"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -30,17 +38,27 @@ func init() {
 	caddy.RegisterModule(contractHeaders{})
 	httpcaddyfile.RegisterHandlerDirective("bench_contract_headers", func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 		h.Next()
+		var c contractHeaders
+		if h.NextArg() {
+			c.Set = h.Val()
+		}
 		if h.NextArg() {
 			return nil, h.ArgErr()
 		}
-		return contractHeaders{}, nil
+		switch c.Set {
+		case "", "contract", "request", "compact":
+			return c, nil
+		}
+		return nil, h.Errf("unknown header set %q: want contract, request or compact", c.Set)
 	})
 	httpcaddyfile.RegisterDirectiveOrder("bench_contract_headers", httpcaddyfile.Before, "reverse_proxy")
 }
 
 func main() { caddycmd.Main() }
 
-type contractHeaders struct{}
+type contractHeaders struct {
+	Set string `json:"set,omitempty"` // contract (""), request or compact
+}
 
 func (contractHeaders) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
@@ -56,10 +74,17 @@ const (
 	policy = `"default";q=6000000;w=60`
 )
 
-func (contractHeaders) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+func (c contractHeaders) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	delete(r.Header, "Azen-Api-Key")
-	rq := r.Header
+	rq, rs := r.Header, w.Header()
 	rq["X-Request-Id"] = []string{hex32}
+	rs["X-Request-Id"] = []string{hex32}
+	if c.Set == "compact" {
+		rq["Azen-Identity"] = []string{"v2;" + uuid + ";bench;" + uuid + ";key;1796132585;" + hex64 + ";" + hex64}
+		rs["Ratelimit"] = []string{`"default";r=99999;t=1`}
+		rs["Ratelimit-Policy"] = []string{policy}
+		return next.ServeHTTP(w, r)
+	}
 	rq["Azen-Organization-Id"] = []string{uuid}
 	rq["Azen-User-Id"] = []string{"bench"}
 	rq["Azen-Key-Id"] = []string{uuid}
@@ -67,8 +92,9 @@ func (contractHeaders) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 	rq["Azen-Timestamp"] = []string{"1796132585"}
 	rq["Azen-Body-Sha256"] = []string{hex64}
 	rq["Azen-Signature"] = []string{hex64}
-	rs := w.Header()
-	rs["X-Request-Id"] = []string{hex32}
+	if c.Set == "request" {
+		return next.ServeHTTP(w, r)
+	}
 	rs["X-Ratelimit-Limit"] = []string{"6000000"}
 	rs["X-Ratelimit-Remaining"] = []string{"99999"}
 	rs["X-Ratelimit-Reset"] = []string{"1"}
@@ -76,8 +102,5 @@ func (contractHeaders) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 	rs["Ratelimit-Policy"] = []string{policy}
 	return next.ServeHTTP(w, r)
 }
-
-// UnmarshalCaddyfile takes no arguments.
-func (contractHeaders) UnmarshalCaddyfile(d *caddyfile.Dispenser) error { return nil }
 
 var _ caddyhttp.MiddlewareHandler = contractHeaders{}
