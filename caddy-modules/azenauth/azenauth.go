@@ -315,7 +315,8 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 		h.metrics.outcome(outcomeBadBody)
 		return err
 	}
-	contract.StripAzenHeaders(r.Header) // the key header and any forged identity
+	// The key header and any forged identity go: SignRequest strips them
+	// before it signs, and a request nobody vouches for is stripped here.
 	dropSessionCookie(r)
 	if p != nil {
 		if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
@@ -324,6 +325,8 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 		}
 		setPrincipal(r.Context(), p)
 		h.signer.SignRequest(r, p.identity(), bodySHA, now)
+	} else {
+		contract.StripAzenHeaders(r.Header)
 	}
 
 	metered := p != nil && p.OrganizationID != "" && a != accessOptional
@@ -331,7 +334,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 	if !metered && !signIn {
 		return next.ServeHTTP(w, r)
 	}
-	sw := &statusWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
+	sw := &statusWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
 	err = next.ServeHTTP(sw, r)
 	if signIn && sw.status == http.StatusUnauthorized {
 		h.rt.failures.Fail(clientKey(clientIP(r)), now)
@@ -347,8 +350,8 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 
 // statusWriter remembers the status the upstream answered with.
 type statusWriter struct {
-	*caddyhttp.ResponseWriterWrapper
-	status int
+	caddyhttp.ResponseWriterWrapper // by value: one allocation per request, not two
+	status                          int
 }
 
 func (w *statusWriter) WriteHeader(code int) {

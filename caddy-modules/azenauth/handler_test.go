@@ -490,3 +490,35 @@ func counterValue(c prometheus.Counter) float64 {
 func lookups(h *Handler) float64 {
 	return counterValue(h.metrics.cache[cacheHit]) + counterValue(h.metrics.cache[cacheMiss]) + counterValue(h.metrics.cache[cacheStale])
 }
+
+// A request nobody vouches for (sign-in, sign-up, the console's pages
+// without a session) reaches the upstream unsigned and with nothing a client
+// could pass off as gateway-made identity: no key header, no Azen-* header.
+func TestUnsignedRequestsCarryNoClientIdentity(t *testing.T) {
+	h, _ := newTestHandler(t, nil)
+	forged := http.Header{
+		"Azen-User-Id":         {"mallory"},
+		"Azen-Organization-Id": {"ffffffff-ffff-4fff-8fff-ffffffffffff"},
+		"Azen-Signature":       {"00"},
+		"Azen-Whatever":        {"x"},
+	}
+	for _, target := range []string{"/auth/sign-in", "/auth/sign-up", "/console", "/auth/sign-out"} {
+		t.Run(target, func(t *testing.T) {
+			method := http.MethodPost
+			if target == "/console" {
+				method = http.MethodGet
+			}
+			req := httptest.NewRequest(method, target, strings.NewReader("{}"))
+			req.Header.Set("Sec-Fetch-Site", "same-origin")
+			s := serveRequest(h, "203.0.113.9", req, forged, nil)
+			if s.upstream == nil {
+				t.Fatalf("refused: %d %q (%v)", s.status, s.message, s.err)
+			}
+			for name := range s.upstream.Header {
+				if len(name) >= 5 && strings.EqualFold(name[:5], "azen-") {
+					t.Errorf("%s reached the upstream: %q", name, s.upstream.Header[name])
+				}
+			}
+		})
+	}
+}
