@@ -100,14 +100,31 @@ func TestConsoleUsageWrittenOnReloadAndShutdown(t *testing.T) {
 	usageTotal := func(keyID string) int64 {
 		return ada.must(200, "GET", console+"/console/api/usage?days=1&keyId="+keyID, "").usage().Summary.Total
 	}
-
-	t.Run("a reload writes the pending counts", func(t *testing.T) {
-		id, secret := ada.createKey(console, `{"name":"reloaded"}`)
+	// pending makes n requests with a new key once the timer has just
+	// written, so that they are still pending when the event comes.
+	pending := func(name, event string) (id, secret string) {
+		t.Helper()
+		id, secret = ada.createKey(console, `{"name":"`+name+`"}`)
 		afterTimerWrite()
 		makeRequests(secret)
 		if got := storedRequests(t, db, id); got != 0 {
-			t.Fatalf("%d requests written before the reload (the timer raced the test)", got)
+			t.Fatalf("%d requests written before the %s (the timer raced the test)", got, event)
 		}
+		return id, secret
+	}
+	// written checks that the n requests of key id are stored and shown.
+	written := func(id, once string) {
+		t.Helper()
+		if got := storedRequests(t, db, id); got != n {
+			t.Fatalf("%d requests written once %s, want %d", got, once, n)
+		}
+		if got := usageTotal(id); got != int64(n) {
+			t.Fatalf("the usage API shows %v requests, want %d", got, n)
+		}
+	}
+
+	t.Run("a reload writes the pending counts", func(t *testing.T) {
+		id, secret := pending("reloaded", "reload")
 		// An operator's change that leaves azen_auth's settings alone, so
 		// the gateway keeps its caches and counters across the reload.
 		changed := strings.Replace(shipped, "\t\t\trate 60/m\n", "\t\t\trate 61/m\n", 1)
@@ -117,34 +134,19 @@ func TestConsoleUsageWrittenOnReloadAndShutdown(t *testing.T) {
 		if out, err := gw.Reload(changed); err != nil {
 			t.Fatalf("reload: %v\n%s", err, out)
 		}
-		if got := storedRequests(t, db, id); got != n {
-			t.Fatalf("%d requests written once the reload returned, want %d", got, n)
-		}
-		if got := usageTotal(id); got != int64(n) {
-			t.Fatalf("the usage API shows %v requests, want %d", got, n)
-		}
+		written(id, "the reload returned")
 		if got := statusWithKey(t, "GET", gw.URL+"/api/v1/memory", secret, ""); got != 200 {
 			t.Fatalf("the gateway after the reload: %d", got)
 		}
 	})
 
 	t.Run("SIGTERM writes the pending counts", func(t *testing.T) {
-		id, secret := ada.createKey(console, `{"name":"stopped"}`)
-		afterTimerWrite()
-		makeRequests(secret)
-		if got := storedRequests(t, db, id); got != 0 {
-			t.Fatalf("%d requests written before the stop (the timer raced the test)", got)
-		}
+		id, _ := pending("stopped", "stop")
 		gw.Signal(syscall.SIGTERM)
 		if err := gw.Wait(30 * time.Second); err != nil {
 			t.Fatalf("the gateway after SIGTERM: %v", err)
 		}
-		if got := storedRequests(t, db, id); got != n {
-			t.Fatalf("%d requests written once the gateway stopped, want %d", got, n)
-		}
-		if got := usageTotal(id); got != int64(n) {
-			t.Fatalf("the usage API shows %v requests, want %d", got, n)
-		}
+		written(id, "the gateway stopped")
 	})
 }
 
